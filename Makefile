@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine (python3.11 and make only):
+#   make demo   - create .venv, install pinned deps, run `reconcile demo`
+#   make test   - same set-up plus the test/airflow extras, then pytest
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+CONSTRAINTS := requirements/constraints.txt
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test install install-dev audit bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$$(sed -n 's/^uv==//p' requirements/tools.txt)"
+
+$(VENV)/.core-installed: $(UV) pyproject.toml $(CONSTRAINTS)
+	$(UV) pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) -e .
+	@touch $@
+
+$(VENV)/.dev-installed: $(UV) pyproject.toml $(CONSTRAINTS)
+	$(UV) pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) -e ".[airflow,test]"
+	@touch $@ $(VENV)/.core-installed
+
+install: $(VENV)/.core-installed
+install-dev: $(VENV)/.dev-installed
+
+demo: install
+	$(BIN)/reconcile demo --out $(DEMO_OUT)
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/engine.py
+
+audit: $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python "pip-audit==$$(sed -n 's/^pip-audit==//p' requirements/tools.txt)"
+	$(BIN)/pip-audit --requirement $(CONSTRAINTS) --no-deps --disable-pip
+
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra airflow --extra test --python-version 3.11 \
+	    --python-platform x86_64-unknown-linux-gnu -o $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
