@@ -1,0 +1,278 @@
+"""One reconciliation run: read → engine → compare → publish.
+
+``run(config)`` is the single entry used by the CLI, the Airflow DAGs and the tests.
+The stages are also exposed one by one (``load_inputs``, ``compute``, ``reconcile_variance``,
+``publish``) so that the scale-out DAG can run the engine on shards and join the rest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator
+
+import pandas as pd
+
+from . import __version__
+from .contracts import DEFAULT_EXCEL_MAX_UNITS, DEFAULT_TOLERANCE, Period, VARIANCE_STATUSES
+from .progress import LogProgress, Progress
+from .quality import InputError, QualityLog
+
+FULL_SCOPE = "full"
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; mirrors the ``reconcile run`` command line."""
+
+    messages: list[str]
+    accounts: str
+    rate_cards: list[str]
+    invoices: list[str]
+    period: Period
+    market_map: str | None = None
+    wabas: list[str] = field(default_factory=list)
+    out: str | None = None                 # default ./out/<period>
+    warehouse: str | None = None           # default duckdb ./reconcile.duckdb; "none" disables
+    tolerance: float = DEFAULT_TOLERANCE
+    relative_tolerance: float | None = None
+    excel_max_units: int = DEFAULT_EXCEL_MAX_UNITS
+    fail_on_variance: bool = False
+    s3_endpoint_url: str | None = None
+    dispute_id: str | None = None          # scope dispute:<id> when set
+    dispute_users: list[str] = field(default_factory=list)
+    dispute_phone_number_ids: list[str] = field(default_factory=list)
+
+    @property
+    def scope(self) -> str:
+        return f"dispute:{self.dispute_id}" if self.dispute_id else FULL_SCOPE
+
+    @property
+    def out_location(self) -> str:
+        return self.out or os.path.join("out", self.period.slug)
+
+
+@dataclass
+class Inputs:
+    messages: pd.DataFrame
+    accounts: pd.DataFrame
+    rates: pd.DataFrame
+    market_map: pd.DataFrame
+    invoice_lines: pd.DataFrame
+    infos: list = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_record: dict
+    units: pd.DataFrame
+    variance: pd.DataFrame
+    quality: QualityLog
+    out: str
+    exit_code: int
+
+
+class EngineMissing(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- stages
+def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
+    """Read and validate every input (the `read` stage)."""
+    from .io import locations, tables
+    from .rules.markets import load_market_map
+
+    if config.s3_endpoint_url:
+        locations.set_default_endpoint(config.s3_endpoint_url)
+    accounts = tables.read_accounts(config.accounts, quality)
+    if config.wabas:
+        unknown = sorted(set(config.wabas) - set(accounts["waba_id"]))
+        if unknown:
+            raise InputError(f"--waba {', '.join(unknown)} not in the accounts file", source=config.accounts,
+                             column="waba_id")
+        accounts = accounts[accounts["waba_id"].isin(config.wabas)].reset_index(drop=True)
+    market_map = load_market_map(config.market_map)
+    rates, rate_infos = tables.read_rate_cards(config.rate_cards, quality)
+    messages, message_infos = tables.read_messages(config.messages, quality, accounts=accounts)
+    invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=accounts,
+                                                       market_map=market_map, period=config.period)
+    infos = [*_account_info(config.accounts), *rate_infos, *message_infos, *invoice_infos]
+    return Inputs(messages, accounts, rates, market_map, invoice_lines, infos)
+
+
+def _account_info(path: str) -> list:
+    from .io import locations, tables
+
+    return [tables.InputInfo("accounts", path, -1, locations.sha256_of(path))]
+
+
+def compute(inputs: Inputs, period: Period, quality: QualityLog):
+    """Recompute expected charges (the `engine` stage)."""
+    try:
+        from .engine import compute_units
+    except ImportError as exc:  # pragma: no cover - only before the engine existed
+        raise EngineMissing("the billing engine is not installed; no numbers are produced") from exc
+    return compute_units(inputs.messages, inputs.accounts, inputs.rates, inputs.market_map, period, quality)
+
+
+def reconcile_variance(units: pd.DataFrame, inputs: Inputs, config: RunConfig, quality: QualityLog) -> pd.DataFrame:
+    """Compare expected units with invoice lines (the `compare` stage)."""
+    from .compare import compare
+
+    return compare(units, inputs.invoice_lines, inputs.accounts, config.period, quality,
+                   tolerance=config.tolerance, relative_tolerance=config.relative_tolerance)
+
+
+def scope_to_dispute(units: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
+    """A dispute computes on whole accounts and filters only what it writes."""
+    keep = pd.Series(True, index=units.index)
+    if config.dispute_users:
+        keep &= units["user_wa_id"].isin([u.lstrip("+") for u in config.dispute_users])
+    if config.dispute_phone_number_ids:
+        keep &= units["phone_number_id"].isin(config.dispute_phone_number_ids)
+    return units[keep].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- run
+@contextmanager
+def _timed(progress: Progress, timings: dict, name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    with progress.stage(name):
+        yield
+    timings[name] = round(time.perf_counter() - t0, 3)
+
+
+def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
+    progress = progress or LogProgress()
+    quality = QualityLog()
+    timings: dict[str, float] = {}
+    started = datetime.now(timezone.utc)
+    t_total = time.perf_counter()
+
+    with _timed(progress, timings, "read"):
+        inputs = load_inputs(config, quality)
+    with _timed(progress, timings, "engine"):
+        result = compute(inputs, config.period, quality)
+    units = result.units
+    with _timed(progress, timings, "compare"):
+        if config.dispute_id:
+            units = scope_to_dispute(units, config)
+        variance = reconcile_variance(result.units, inputs, config, quality)
+        if config.dispute_id:
+            variance = _dispute_variance(variance, units)
+    record = build_run_record(config, inputs, result, units, variance, quality, started, timings)
+    exit_code = 3 if config.fail_on_variance and (variance["status"] != "match").any() else 0
+    with progress.stage("publish"):
+        publish(config, record, units, variance, quality, inputs, timings, t_total)
+    return RunResult(record, units, variance, quality, config.out_location, exit_code)
+
+
+def _dispute_variance(variance: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Variance rows of a dispute: the groups that hold at least one disputed unit."""
+    from .contracts import VARIANCE_GROUP
+
+    if units.empty:
+        return variance.iloc[0:0]
+    groups = units[VARIANCE_GROUP].drop_duplicates()
+    return variance.merge(groups, on=VARIANCE_GROUP, how="inner").reset_index(drop=True)
+
+
+def build_run_record(config, inputs, result, units, variance, quality, started, timings) -> dict:
+    from .rules import rates as rate_rules
+
+    counts = dict(result.counts)
+    counts["units"] = int(len(units))
+    counts["variance_rows"] = int(len(variance))
+    counts["variance_by_status"] = {s: int((variance["status"] == s).sum()) for s in VARIANCE_STATUSES}
+    counts["data_quality"] = quality.counts()
+    eras = sorted(set(units["era"])) if "era" in units.columns else []
+    return {
+        "run_id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "period": str(config.period),
+        "months": config.period.months,
+        "scope": config.scope,
+        "accounts": sorted(inputs.accounts["waba_id"].tolist()),
+        "currencies": dict(zip(inputs.accounts["waba_id"], inputs.accounts["currency"])),
+        "inputs": [{"kind": i.kind, "path": i.path, "rows": int(i.rows), "sha256": i.sha256} for i in inputs.infos],
+        "eras": eras,
+        "rate_card_versions": rate_rules.rate_card_versions(inputs.rates),
+        "counts": counts,
+        "parameters": {
+            "tolerance": config.tolerance, "relative_tolerance": config.relative_tolerance,
+            "excel_max_units": config.excel_max_units, "fail_on_variance": config.fail_on_variance,
+            "wabas": list(config.wabas), "dispute_users": ["*" * max(0, len(u) - 4) + u[-4:] for u in config.dispute_users],
+            "dispute_phone_number_ids": list(config.dispute_phone_number_ids),
+            "warehouse": _redact_url(config.warehouse),
+        },
+        "tool_version": __version__,
+        "python": platform.python_version(),
+        "timings_s": dict(timings),
+    }
+
+
+def _redact_url(url: str | None) -> str | None:
+    """Hide a password in a SQLAlchemy URL (``postgresql://user:***@host/db``)."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def publish(config: RunConfig, record: dict, units, variance, quality: QualityLog, inputs: Inputs,
+            timings: dict, t_total: float) -> None:
+    """Write every output into a staging folder, commit the warehouse slice, then move the files
+    into place with the ``_SUCCESS`` manifest last (contracts.md, Publishing)."""
+    from .io import locations
+    from .io.outputs import (quality_csv_table, units_csv_table, units_parquet_table, variance_csv_table,
+                             write_csv, write_parquet)
+    from .report.workbook import write_workbook
+
+    t_publish = time.perf_counter()
+    findings = quality.frame()
+    staging = tempfile.mkdtemp(prefix="reconcile-staging-")
+    try:
+        write_csv(units_csv_table(units), os.path.join(staging, "billable_units.csv"))
+        write_parquet(units_parquet_table(units), os.path.join(staging, "billable_units.parquet"))
+        write_csv(variance_csv_table(variance), os.path.join(staging, "variance.csv"))
+        write_csv(quality_csv_table(findings), os.path.join(staging, "data_quality.csv"))
+        warehouse = _open_warehouse(config)
+        slices = sorted({(w, m) for w in inputs.accounts["waba_id"] for m in config.period.months})
+        # the workbook's Run info shows the timings known so far (publish still under way)
+        record["timings_s"] = {**timings, "publish": round(time.perf_counter() - t_publish, 3),
+                               "total": round(time.perf_counter() - t_total, 3)}
+        write_workbook(os.path.join(staging, "report.xlsx"), variance=variance, units=units,
+                       quality_frame=findings, run_record=record, accounts=inputs.accounts,
+                       max_units=config.excel_max_units)
+        if warehouse is not None:
+            record["finished_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            warehouse.publish(record, variance, units, scope=config.scope, slices=slices)
+        # publish is measured up to the run record, the last file written before the move
+        timings["publish"] = round(time.perf_counter() - t_publish, 3)
+        timings["total"] = round(time.perf_counter() - t_total, 3)
+        record["timings_s"] = dict(timings)
+        with open(os.path.join(staging, "run.json"), "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+        locations.publish_directory(staging, config.out_location)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _open_warehouse(config: RunConfig):
+    if (config.warehouse or "").lower() == "none":
+        return None
+    from .report.warehouse import Warehouse
+
+    wh = Warehouse.from_url(config.warehouse)
+    wh.ensure_schema()
+    return wh
