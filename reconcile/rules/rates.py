@@ -1,0 +1,193 @@
+"""Rate and volume-tier lookup by market, category, currency and date (rule book section 0, "Rates").
+
+For a paid unit, among the rate rows of its ``(market, category, currency)`` take those with the
+latest ``effective_from`` <= the unit's charge date in the account timezone (one *version*); that
+version's tier rows (if any) apply: the unit takes the row whose ``[tier_from, tier_to]`` holds its
+rank (rule book sections 1 and 4). A missing rate is ``NaN``, never 0.
+
+Everything here is vectorised: versions are found with one ``searchsorted`` over integer keys
+``group * 2**32 + day`` and tier rows with a second ``searchsorted`` over ``version * 2**32 + tier_from``.
+No Python loop runs per unit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_SHIFT = np.int64(1) << np.int64(32)
+#: days are offset so that any date after year -900 is a positive 32-bit value
+_DAY_OFFSET = np.int64(1) << np.int64(30)
+_NO_TIER_FROM = 0          # an untiered row covers every rank >= 0
+_OPEN_TIER_TO = np.iinfo(np.int64).max
+
+
+def _as_days(values) -> np.ndarray:
+    """Dates (``datetime.date`` objects, strings, datetime64 of any unit, tz-aware or not) → int64 days
+    since 1970-01-01. A tz-aware value keeps its wall-clock date."""
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        s = pd.to_datetime(s.astype(str).str.slice(0, 10), format="%Y-%m-%d")
+    elif isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_localize(None)
+    elif not pd.api.types.is_datetime64_dtype(s.dtype):
+        s = pd.to_datetime(s)
+    return s.to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def normalise_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """The rate frame in the shape this module uses: ``effective_from`` as naive ``datetime64[ns]``
+    midnight (from ``datetime.date`` objects, strings or datetime64), ``tier_from``/``tier_to`` as
+    nullable ``Int64``, ``rate`` float64, strings stripped; ``version`` filled with the ISO
+    ``effective_from`` when absent or empty and ``source`` with ``""``."""
+    out = rates.copy()
+    out["effective_from"] = pd.to_datetime(_as_days(out["effective_from"]).astype("datetime64[D]")).astype(
+        "datetime64[ns]") if len(out) else pd.Series(dtype="datetime64[ns]")
+    for c in ("market", "currency", "category"):
+        out[c] = out[c].fillna("").astype(str).str.strip()
+    for c in ("tier_from", "tier_to"):
+        out[c] = pd.array(pd.to_numeric(out[c], errors="coerce"), dtype="Int64") if len(out) else \
+            pd.Series(dtype="Int64")
+    out["rate"] = pd.to_numeric(out["rate"], errors="coerce").astype("float64")
+    iso = out["effective_from"].dt.strftime("%Y-%m-%d") if len(out) else pd.Series(dtype=str)
+    if "version" not in out.columns:
+        out["version"] = iso
+    else:
+        v = out["version"].fillna("").astype(str)
+        out["version"] = v.where(v != "", iso)
+    if "source" not in out.columns:
+        out["source"] = ""
+    out["source"] = out["source"].fillna("").astype(str)
+    return out.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RateLookup:
+    """Result of :meth:`RateTable.lookup`: one element per unit."""
+
+    rate: np.ndarray        # float64, NaN when no rate
+    tier: np.ndarray        # object array of str: "FROM:TO", "FROM:" or ""
+    version: np.ndarray     # object array of str: the version used, "" when none
+    has_version: np.ndarray  # bool: a version of (market, category, currency) is in force at the date
+
+
+class RateTable:
+    """The rate card indexed for vectorised lookups (see module docstring)."""
+
+    def __init__(self, rates: pd.DataFrame):
+        r = normalise_rates(rates)
+        r = r[r["rate"].notna()]
+        keys = r[["market", "category", "currency"]]
+        self._groups = keys.drop_duplicates().sort_values(["market", "category", "currency"]).reset_index(drop=True)
+        self._groups["group_id"] = np.arange(len(self._groups), dtype=np.int64)
+        r = r.merge(self._groups, on=["market", "category", "currency"], how="left")
+        r["day"] = _as_days(r["effective_from"]) if len(r) else np.array([], dtype=np.int64)
+        # versions: distinct (group, effective_from)
+        versions = r[["group_id", "day"]].drop_duplicates().sort_values(["group_id", "day"]).reset_index(drop=True)
+        versions["version_id"] = np.arange(len(versions), dtype=np.int64)
+        r = r.merge(versions, on=["group_id", "day"], how="left")
+        self._version_keys = (versions["group_id"].to_numpy(np.int64) * _SHIFT
+                              + versions["day"].to_numpy(np.int64) + _DAY_OFFSET)
+        self._version_group = versions["group_id"].to_numpy(np.int64)
+        # tier rows within each version
+        tfrom = r["tier_from"].fillna(_NO_TIER_FROM).to_numpy(np.int64)
+        tto = r["tier_to"].astype("float64").fillna(np.inf).to_numpy()
+        r = r.assign(_from=tfrom, _to=tto).sort_values(["version_id", "_from", "_to"], kind="stable")
+        r = r.drop_duplicates(["version_id", "_from", "_to"], keep="first").reset_index(drop=True)
+        self._row_keys = r["version_id"].to_numpy(np.int64) * _SHIFT + r["_from"].to_numpy(np.int64)
+        self._row_version = r["version_id"].to_numpy(np.int64)
+        self._row_to = r["_to"].to_numpy(np.float64)
+        self._row_rate = r["rate"].to_numpy(np.float64)
+        self._row_version_label = r["version"].to_numpy(object)
+        self._row_tier = np.array(
+            [_tier_label(f, t) for f, t in zip(r["tier_from"].tolist(), r["tier_to"].tolist())], dtype=object
+        ) if len(r) else np.array([], dtype=object)  # loop over rate rows, not units
+        self.rows = r
+
+    # ------------------------------------------------------------------ lookups
+    def _group_ids(self, market, category, currency) -> np.ndarray:
+        probe = pd.DataFrame({"market": np.asarray(market, dtype=object), "category": np.asarray(category, dtype=object),
+                              "currency": np.asarray(currency, dtype=object)})
+        for c in probe.columns:
+            probe[c] = probe[c].astype(str)
+        g = probe.merge(self._groups, on=["market", "category", "currency"], how="left")["group_id"]
+        return g.fillna(-1).to_numpy(np.int64)
+
+    def version_index(self, market, category, currency, local_date) -> np.ndarray:
+        """Index of the version in force per unit (-1 when none)."""
+        gid = self._group_ids(market, category, currency)
+        n = len(gid)
+        if n == 0 or len(self._version_keys) == 0:
+            return np.full(n, -1, dtype=np.int64)
+        day = _as_days(local_date)
+        key = np.where(gid >= 0, gid, 0) * _SHIFT + day + _DAY_OFFSET
+        idx = np.searchsorted(self._version_keys, key, side="right") - 1
+        ok = (gid >= 0) & (idx >= 0)
+        ok &= self._version_group[np.clip(idx, 0, None)] == gid
+        return np.where(ok, idx, -1)
+
+    def lookup(self, market, category, currency, local_date, rank=None) -> RateLookup:
+        """Rate, tier label and version for each unit; ``rank`` (1-based, per tier scope) picks the tier
+        row; without ranks every unit is looked up at rank 1."""
+        vid = self.version_index(market, category, currency, local_date)
+        n = len(vid)
+        rank_arr = np.ones(n, dtype=np.int64) if rank is None else np.asarray(rank, dtype=np.int64)
+        rate = np.full(n, np.nan)
+        tier = np.full(n, "", dtype=object)
+        version = np.full(n, "", dtype=object)
+        has = vid >= 0
+        if n and len(self._row_keys):
+            key = np.where(has, vid, 0) * _SHIFT + rank_arr
+            idx = np.searchsorted(self._row_keys, key, side="right") - 1
+            safe = np.clip(idx, 0, None)
+            ok = has & (idx >= 0) & (self._row_version[safe] == vid) & (rank_arr <= self._row_to[safe])
+            rate[ok] = self._row_rate[safe[ok]]
+            tier[ok] = self._row_tier[safe[ok]]
+            version[ok] = self._row_version_label[safe[ok]]
+        return RateLookup(rate, tier, version, has)
+
+    def has_rate(self, market, category, currency, local_date) -> np.ndarray:
+        """True where some version of ``(market, category, currency)`` is in force at the date."""
+        return self.version_index(market, category, currency, local_date) >= 0
+
+
+def _tier_label(tier_from, tier_to) -> str:
+    """``FROM:TO`` of a tier row, ``FROM:`` when open-ended, ``""`` for an untiered row (section 4)."""
+    f = None if tier_from is None or pd.isna(tier_from) else int(tier_from)
+    t = None if tier_to is None or pd.isna(tier_to) else int(tier_to)
+    if f is None and t is None:
+        return ""
+    return f"{1 if f is None else f}:{'' if t is None else t}"
+
+
+def lookup_rates(rates: pd.DataFrame | RateTable, market, category, currency, local_date, rank=None):
+    """Vectorised rate lookup; returns ``(rate float64 NaN if missing, tier str array, version str array)``."""
+    table = rates if isinstance(rates, RateTable) else RateTable(rates)
+    found = table.lookup(market, category, currency, local_date, rank)
+    return found.rate, found.tier, found.version
+
+
+def has_rate(rates: pd.DataFrame | RateTable, market, category, currency, local_date) -> np.ndarray:
+    """Vectorised: does the rate card have a rate for (market, category, currency) at the local date?
+    Used for authentication-international (rule book section 3)."""
+    table = rates if isinstance(rates, RateTable) else RateTable(rates)
+    return table.has_rate(market, category, currency, local_date)
+
+
+def rate_card_versions(rates: pd.DataFrame) -> list[dict]:
+    """The rate card versions for ``run.json``: one entry per (source, version, effective_from) with
+    its row count and the currencies, categories and number of markets it covers."""
+    r = normalise_rates(rates)
+    if r.empty:
+        return []
+    r["effective_from"] = r["effective_from"].dt.strftime("%Y-%m-%d")
+    out = []
+    for (source, version, eff), g in r.groupby(["source", "version", "effective_from"], sort=True):
+        out.append({"source": source, "version": version, "effective_from": eff, "rows": int(len(g)),
+                    "currencies": sorted(g["currency"].unique().tolist()),
+                    "categories": sorted(g["category"].unique().tolist()),
+                    "markets": int(g["market"].nunique()),
+                    "tiered_rows": int(g["tier_from"].notna().sum() + (g["tier_from"].isna()
+                                                                       & g["tier_to"].notna()).sum())})
+    return out
