@@ -1,0 +1,39 @@
+"""The billing engine: messages → billable units (rule book sections 0-5).
+
+``compute_units`` runs the steps in order: :func:`dedupe_messages` (duplicates),
+:func:`window_units` (billable filter, keys, sort, the compiled window pass of every era,
+markets) and ``finalize_units`` (account-level passes: period, authentication-international,
+free tier, free customer service, volume tiers, rates; :mod:`reconcile.engine.accounts`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..quality import QualityLog
+from .prepare import dedupe_messages
+from .windows import window_units
+
+__all__ = ["EngineResult", "compute_units", "dedupe_messages", "window_units"]
+
+
+@dataclass
+class EngineResult:
+    units: pd.DataFrame       # priced units of the period (billable_units.csv shape)
+    raw_units: pd.DataFrame   # every unit the windowing created over all the history given
+    coverage: pd.DataFrame    # one row per billable outbound message: how it was charged
+    counts: dict              # input_rows, duplicates_merged, conflicting_duplicates, inbound, ...
+
+
+def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.DataFrame, market_map: pd.DataFrame,
+                  period, quality: QualityLog) -> EngineResult:
+    """Dedupe → window → finalize (price) the units of ``period``."""
+    from .accounts import finalize_units
+
+    deduped, counts = dedupe_messages(messages, quality)
+    raw_units, coverage, window_counts = window_units(deduped, accounts, market_map, quality)
+    counts.update(window_counts)
+    units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)
+    counts.update(final_counts or {})
+    return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)

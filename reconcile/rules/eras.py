@@ -96,3 +96,31 @@ def era_starts() -> list[date]:
 def regimes_between(first: date, end_exclusive: date) -> list[Regime]:
     """Regimes overlapping the local-date range ``[first, end_exclusive)``."""
     return [r for r in REGIMES if r.starts < end_exclusive and (r.ends is None or r.ends > first)]
+
+
+# --------------------------------------------------------------------------- arrays for the kernel
+_EPOCH = date(1970, 1, 1)
+
+
+def regime_start_days():
+    """First local day of each regime as days since 1970-01-01 (``int64``), for ``np.searchsorted``."""
+    import numpy as np
+
+    return np.array([(r.starts - _EPOCH).days for r in REGIMES], dtype=np.int64)
+
+
+def era_start_days():
+    """First local day of each named era (in :data:`ERAS` order) as days since 1970-01-01."""
+    import numpy as np
+
+    firsts: dict[str, date] = {}
+    for r in REGIMES:
+        firsts.setdefault(r.era, r.starts)
+    return np.array([(firsts[e] - _EPOCH).days for e in ERAS], dtype=np.int64)
+
+
+def regime_era_index():
+    """Index into :data:`ERAS` of each regime (``int64``)."""
+    import numpy as np
+
+    return np.array([ERAS.index(r.era) for r in REGIMES], dtype=np.int64)

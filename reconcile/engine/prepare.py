@@ -1,0 +1,348 @@
+"""Prepare messages for windowing: duplicates, billable filter, keys, local dates, the sort.
+
+Rule book section 0: duplicates collapse per ``message_id``; only ``delivered``/``read``
+outbound messages are billable and their charge instant is ``delivered_at`` (else
+``read_at``); inbound messages open the customer service window at ``sent_at``; a key is
+``(phone_number_id, user_wa_id)``; eras and billing months use the charge instant's date
+in the account timezone; ties are ordered inbound before outbound, then by ``message_id``.
+
+Everything here is vectorised: loops run over columns, time zones and eras only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..contracts import STATUS_RANK
+from ..quality import InputError, QualityLog
+from ..rules import eras
+from .strategies import TEMPLATE_CATEGORY_CODES
+
+#: fields whose differing non-empty values make a duplicate id conflicting (section 0)
+CONFLICT_FIELDS = ("waba_id", "phone_number_id", "user_wa_id", "direction", "message_kind", "template_category")
+_RANK_TO_STATUS = {4: "read", 3: "delivered", 2: "sent", 1: "failed"}
+NAT_NS = np.iinfo(np.int64).min
+MAX_NS = np.iinfo(np.int64).max
+DAY_NS = 86_400_000_000_000
+
+
+# =========================================================================== duplicates
+def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.DataFrame, dict]:
+    """Collapse repeated ``message_id`` rows into one message (rule book section 0, "Duplicates").
+
+    Per id: the best status wins (``read`` > ``delivered`` > ``sent`` > ``failed``), the earliest
+    ``delivered_at`` and the earliest ``read_at`` are kept (so the charge instant is the earliest
+    delivered instant, else the earliest read instant), every other field takes its first
+    non-empty value in input order, and ``source``/``row`` are those of the first occurrence.
+    Different non-empty values of a field of :data:`CONFLICT_FIELDS` make the id conflicting:
+    the message is excluded and reported once (``conflicting_duplicate``, error). An empty value
+    never conflicts with a filled one.
+
+    Returns the messages (one row per id, in order of first occurrence) and counts
+    ``input_rows``, ``duplicates_merged`` (rows folded into another row of their id) and
+    ``conflicting_duplicates`` (ids excluded); ``len(out) = input_rows - duplicates_merged -
+    conflicting_duplicates``.
+    """
+    n = len(messages)
+    counts = {"input_rows": n, "duplicates_merged": 0, "conflicting_duplicates": 0}
+    if n == 0:
+        return messages.reset_index(drop=True), counts
+    codes, _ = pd.factorize(messages["message_id"], use_na_sentinel=False)
+    codes = codes.astype(np.int64, copy=False)
+    per_id = np.bincount(codes)
+    if len(per_id) == n:       # no duplicates at all: the common case costs one factorize
+        return messages.reset_index(drop=True), counts
+
+    dup_rows = np.flatnonzero(per_id[codes] > 1)                 # input positions, ascending
+    dup_rows = dup_rows[np.argsort(codes[dup_rows], kind="stable")]   # grouped by id, input order inside
+    gcodes = codes[dup_rows]
+    starts = np.flatnonzero(np.r_[True, gcodes[1:] != gcodes[:-1]])
+    first_pos = dup_rows[starts]                                  # first occurrence of each duplicated id
+    n_groups = len(starts)
+    m = len(dup_rows)
+    local = np.arange(m, dtype=np.int64)
+    sub = messages.iloc[dup_rows]
+
+    merged: dict[str, object] = {}
+    conflict_cols: list[tuple[str, np.ndarray]] = []
+    for col in messages.columns:
+        if col in ("message_id", "source", "row"):
+            continue
+        values = sub[col]
+        if col == "status":
+            rank = values.map(STATUS_RANK).fillna(0).to_numpy(dtype=np.int64)
+            best = np.maximum.reduceat(rank, starts)
+            first = _first_non_empty(values, starts, local, m)
+            status = values.to_numpy(dtype=object)[first]
+            for r, name in _RANK_TO_STATUS.items():
+                status[best == r] = name
+            merged[col] = status
+        elif col in ("delivered_at", "read_at"):
+            ns = _instants_ns(values)
+            masked = np.where(ns == NAT_NS, MAX_NS, ns)
+            earliest = np.minimum.reduceat(masked, starts)
+            earliest = np.where(earliest == MAX_NS, NAT_NS, earliest)
+            merged[col] = pd.DatetimeIndex(earliest.view("M8[ns]")).tz_localize("UTC")
+        else:
+            first = _first_non_empty(values, starts, local, m)
+            merged[col] = values.iloc[first].to_numpy()
+            if col in CONFLICT_FIELDS:
+                fcodes, _ = pd.factorize(values)
+                fcodes = fcodes.astype(np.int64)
+                empty = _empty_mask(values)
+                fcodes[empty] = -1
+                hi = np.maximum.reduceat(fcodes, starts)
+                lo = np.minimum.reduceat(np.where(fcodes < 0, MAX_NS, fcodes), starts)
+                conflict_cols.append((col, (hi >= 0) & (lo != hi)))
+
+    conflicting = np.zeros(n_groups, dtype=bool)
+    detail = np.full(n_groups, "", dtype=object)
+    for col, mask in conflict_cols:
+        conflicting |= mask
+        detail = np.where(mask, np.where(detail == "", col, detail + ", " + col), detail)
+    n_conflicting = int(conflicting.sum())
+    if n_conflicting:
+        cp = first_pos[conflicting]
+        quality.add_many(
+            "error", "conflicting_duplicate",
+            source=_provenance(messages, "source", cp), row=_provenance(messages, "row", cp),
+            column=detail[conflicting],
+            message_id=messages["message_id"].iloc[cp].to_numpy(dtype=object),
+            detail=("rows of this message_id disagree on " + detail[conflicting].astype(str)
+                    + ": message excluded (charges nothing, opens nothing)"),
+        )
+
+    # one merged row per duplicated id, placed at its first occurrence; conflicting ids dropped
+    merged_frame = messages.iloc[first_pos].reset_index(drop=True)
+    for col, vals in merged.items():
+        if isinstance(vals, pd.DatetimeIndex):
+            merged_frame[col] = pd.Series(vals).astype(messages[col].dtype)
+        else:
+            merged_frame[col] = pd.array(vals, dtype=messages[col].dtype)
+    keep_groups = ~conflicting
+    single_rows = np.flatnonzero(per_id[codes] == 1)
+    positions = np.concatenate([single_rows, first_pos[keep_groups]])
+    out = pd.concat([messages.iloc[single_rows].reset_index(drop=True),
+                     merged_frame[keep_groups].reset_index(drop=True)], ignore_index=True)
+    out = out.take(np.argsort(positions, kind="stable")).reset_index(drop=True)
+    counts["duplicates_merged"] = int(m - n_groups)
+    counts["conflicting_duplicates"] = n_conflicting
+    return out, counts
+
+
+def _empty_mask(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.isna().to_numpy()
+    if pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
+        return (values.isna() | (values.astype(str) == "")).to_numpy(dtype=bool)
+    return values.isna().to_numpy(dtype=bool)
+
+
+def _first_non_empty(values: pd.Series, starts: np.ndarray, local: np.ndarray, m: int) -> np.ndarray:
+    """Local position of the first non-empty value of each group (the group's first row if none)."""
+    idx = np.where(_empty_mask(values), m, local)
+    first = np.minimum.reduceat(idx, starts)
+    return np.where(first == m, starts, first)
+
+
+def _instants_ns(values) -> np.ndarray:
+    """``int64`` nanoseconds since the epoch (UTC), :data:`NAT_NS` for NaT."""
+    s = pd.Series(values)
+    if not pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = pd.to_datetime(s, utc=True)
+    if getattr(s.dtype, "tz", None) is not None:
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndarray:
+    if col not in frame.columns:
+        return np.full(len(positions), "" if col == "source" else None, dtype=object)
+    vals = frame[col].iloc[positions]
+    if col == "row":
+        return vals.astype("Int64").to_numpy(dtype=object, na_value=None)
+    return vals.fillna("").astype(str).to_numpy(dtype=object)
+
+
+# =========================================================================== events
+@dataclass
+class PreparedEvents:
+    """Inbound and billable outbound messages, sorted by key, instant, direction, message_id.
+
+    Every array is aligned with the sort; ``rows`` maps back to positions of the deduplicated
+    frame. Outbound events are billable deliveries with a charge instant.
+    """
+
+    rows: np.ndarray         # int64 position in the deduplicated frame
+    key: np.ndarray          # int64 key code (phone_number_id, user_wa_id), sorted codes
+    t: np.ndarray            # int64 ns UTC: inbound sent_at / outbound charge instant
+    inbound: np.ndarray      # bool
+    entry_point: np.ndarray  # bool (inbound with entry_point set)
+    template: np.ndarray     # bool (outbound template)
+    category: np.ndarray     # int64 unit category code of the template, -1 when empty
+    regime: np.ndarray       # int64 index into eras.REGIMES of the event's local date
+    next_boundary: np.ndarray  # int64 ns UTC of the next era start (account time), MAX_NS if none
+    local_day: np.ndarray    # int64 local date of the instant, days since 1970-01-01
+    account: np.ndarray      # int64 index into the accounts frame
+
+
+@dataclass
+class MessageClasses:
+    """Per-message classification of the deduplicated frame (aligned with it)."""
+
+    account: np.ndarray        # int64 index into accounts, -1 unknown
+    inbound: np.ndarray        # bool
+    billable: np.ndarray       # bool outbound delivered/read
+    charge_ns: np.ndarray      # int64 charge instant (outbound) / sent_at (inbound); NAT_NS if none
+    excluded: np.ndarray       # bool rejected with an error finding before windowing
+    timezones: list[str]       # per account
+    zone_of_account: np.ndarray  # int64 index into unique zones per account
+    zones: list[str]
+
+
+def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: QualityLog) -> MessageClasses:
+    """Billable filter and account lookup (rule book section 0, "Billable delivery").
+
+    Findings: ``unknown_account`` (error, excluded), ``missing_delivery_time`` (delivered/read
+    with neither ``delivered_at`` nor ``read_at``: error, not charged), ``missing_received_time``
+    (inbound without ``sent_at``: error, ignored).
+    """
+    n = len(deduped)
+    acc_ids = accounts["waba_id"].astype(str).to_numpy(dtype=object)
+    acc_index = pd.Index(acc_ids)
+    if acc_index.has_duplicates:
+        raise InputError("account listed twice", source="accounts", column="waba_id")
+    account = acc_index.get_indexer(deduped["waba_id"]).astype(np.int64) if n else np.zeros(0, np.int64)
+    direction = deduped["direction"].to_numpy(dtype=object) if n else np.zeros(0, object)
+    inbound = direction == "inbound"
+    outbound = direction == "outbound"
+    status = deduped["status"]
+    billable = outbound & status.isin(("delivered", "read")).to_numpy(dtype=bool)
+    delivered = _instants_ns(deduped["delivered_at"]) if n else np.zeros(0, np.int64)
+    read = _instants_ns(deduped["read_at"]) if n else np.zeros(0, np.int64)
+    sent = _instants_ns(deduped["sent_at"]) if n else np.zeros(0, np.int64)
+    charge = np.where(delivered != NAT_NS, delivered, read)
+    charge = np.where(inbound, sent, np.where(billable, charge, NAT_NS))
+
+    unknown = account < 0
+    missing_time = billable & (charge == NAT_NS) & ~unknown
+    missing_in = inbound & (charge == NAT_NS) & ~unknown
+    _report(quality, deduped, unknown, "error", "unknown_account", "waba_id",
+            "account not in the accounts file: message excluded")
+    _report(quality, deduped, missing_time, "error", "missing_delivery_time", "delivered_at",
+            "status delivered/read with neither delivered_at nor read_at: not charged")
+    _report(quality, deduped, missing_in, "error", "missing_received_time", "sent_at",
+            "inbound message without sent_at: ignored for the customer service window")
+
+    zones_raw = accounts["timezone"].fillna("").astype(str).str.strip().to_numpy(dtype=object)
+    timezones = [z or "UTC" for z in zones_raw]
+    zones = sorted(set(timezones))
+    for z in zones:
+        try:
+            pd.Timestamp("2000-01-01", tz=z)
+        except Exception as exc:  # noqa: BLE001 - any failure means an unusable zone name
+            row = timezones.index(z) + 1
+            raise InputError(f"unknown time zone {z!r}", source="accounts", row=row, column="timezone") from exc
+    zone_of_account = np.array([zones.index(z) for z in timezones], dtype=np.int64)
+    return MessageClasses(account=account, inbound=inbound, billable=billable, charge_ns=charge,
+                          excluded=unknown | missing_time | missing_in, timezones=timezones,
+                          zone_of_account=zone_of_account, zones=zones)
+
+
+def _report(quality: QualityLog, frame: pd.DataFrame, mask: np.ndarray, severity: str, code: str, column: str,
+            detail: str) -> None:
+    pos = np.flatnonzero(mask)
+    if len(pos) == 0:
+        return
+    quality.add_many(severity, code, source=_provenance(frame, "source", pos), row=_provenance(frame, "row", pos),
+                     column=column, message_id=frame["message_id"].iloc[pos].to_numpy(dtype=object), detail=detail)
+
+
+def local_days(t_ns: np.ndarray, zone_idx: np.ndarray, zones: list[str]) -> np.ndarray:
+    """Local date (days since 1970-01-01) of each instant in its zone (loop over zones only)."""
+    out = np.zeros(len(t_ns), dtype=np.int64)
+    for z, name in enumerate(zones):
+        sel = np.flatnonzero(zone_idx == z)
+        if len(sel) == 0:
+            continue
+        ns = t_ns[sel]
+        if name not in ("UTC", "Etc/UTC"):
+            ns = pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC").tz_convert(name).tz_localize(None).asi8
+        out[sel] = np.floor_divide(ns, DAY_NS)
+    return out
+
+
+def era_boundaries(zones: list[str]) -> np.ndarray:
+    """``[zone, era]`` → UTC ns of 00:00 local of the *next* era's first day (MAX_NS for the last era)."""
+    firsts = eras.era_start_days()
+    out = np.full((len(zones), len(firsts)), MAX_NS, dtype=np.int64)
+    for z, name in enumerate(zones):
+        for e in range(len(firsts) - 1):
+            local = pd.Timestamp(int(firsts[e + 1]) * DAY_NS)
+            inst = local.tz_localize(name, nonexistent="shift_forward", ambiguous=False) if name != "UTC" \
+                else local.tz_localize("UTC")
+            out[z, e] = inst.tz_convert("UTC").value
+    return out
+
+
+def prepare_events(deduped: pd.DataFrame, classes: MessageClasses) -> PreparedEvents:
+    """Select inbound + billable outbound events, compute keys, local dates, regimes, and sort them.
+
+    Sort order (rule book section 0, "Ties"): key, instant, inbound before outbound, message_id.
+    Keys are factorised with sorted uniques so that the order does not depend on input order.
+    """
+    usable = (classes.inbound | classes.billable) & ~classes.excluded
+    rows = np.flatnonzero(usable)
+    t = classes.charge_ns[rows]
+    account = classes.account[rows]
+    inbound = classes.inbound[rows]
+
+    phone_codes, phone_uniques = pd.factorize(deduped["phone_number_id"].iloc[rows], sort=True)
+    user_codes, user_uniques = pd.factorize(deduped["user_wa_id"].iloc[rows], sort=True)
+    key = phone_codes.astype(np.int64) * max(len(user_uniques), 1) + user_codes.astype(np.int64)
+
+    t2 = t * 2 + (~inbound).astype(np.int64)       # inbound before outbound at equal instants
+    order = np.lexsort((t2, key))
+    order = _break_ties_by_message_id(order, key, t2, deduped["message_id"], rows)
+
+    rows, t, account, inbound, key = rows[order], t[order], account[order], inbound[order], key[order]
+    entry = deduped["entry_point"].iloc[rows].fillna("").astype(str).to_numpy(dtype=object) != ""
+    entry &= inbound
+    kind = deduped["message_kind"].iloc[rows].to_numpy(dtype=object)
+    template = (kind != "free_form") & ~inbound
+    cat_series = deduped["template_category"].iloc[rows]
+    category = cat_series.map(TEMPLATE_CATEGORY_CODES).fillna(-1).to_numpy(dtype=np.int64)
+
+    zone_idx = classes.zone_of_account[account] if len(account) else np.zeros(0, np.int64)
+    day = local_days(t, zone_idx, classes.zones)
+    regime = np.searchsorted(eras.regime_start_days(), day, side="right").astype(np.int64) - 1
+    era = np.searchsorted(eras.era_start_days(), day, side="right").astype(np.int64) - 1
+    bounds = era_boundaries(classes.zones)
+    next_boundary = bounds[zone_idx, era] if len(rows) else np.zeros(0, np.int64)
+    return PreparedEvents(rows=rows, key=key, t=t, inbound=inbound, entry_point=entry, template=template,
+                          category=category, regime=regime, next_boundary=next_boundary, local_day=day,
+                          account=account)
+
+
+def _break_ties_by_message_id(order: np.ndarray, key: np.ndarray, t2: np.ndarray, message_ids: pd.Series,
+                              rows: np.ndarray) -> np.ndarray:
+    """Reorder runs of equal (key, instant, direction) by ``message_id`` (only the tied events)."""
+    if len(order) < 2:
+        return order
+    ks, ts = key[order], t2[order]
+    same = (ks[1:] == ks[:-1]) & (ts[1:] == ts[:-1])
+    if not same.any():
+        return order
+    tied = np.zeros(len(order), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    pos = np.flatnonzero(tied)
+    run = np.cumsum(np.r_[True, ~same])[pos]      # run id of each tied position
+    mids = message_ids.iloc[rows[order[pos]]].astype(str).to_numpy(dtype=object)
+    _, rank = np.unique(mids, return_inverse=True)
+    sub = np.lexsort((rank, run))
+    order = order.copy()
+    order[pos] = order[pos][sub]
+    return order

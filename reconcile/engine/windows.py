@@ -1,0 +1,386 @@
+"""The greedy-window kernel: one compiled pass over the sorted events (rule book sections 0-5).
+
+:func:`window_pass` walks inbound and billable outbound events sorted by key, instant,
+direction and ``message_id`` and keeps per-key state: the last inbound instant (customer
+service window), the pending entry-point inbound, the free entry point window, and one open
+conversation per category slot. Per outbound message it decides, by the strategy of the
+regime of its charge date (see :mod:`reconcile.engine.strategies`), whether it opens a unit,
+rides on one, is free without being a unit, or is excluded. Windows end at the next era
+boundary (00:00 account time of the next named era); the CSW carries over.
+
+:func:`window_units` wraps it: classification and sort (:mod:`.prepare`), the pass, markets,
+and the three outputs (raw units, coverage, counts).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from ..quality import QualityLog
+from . import strategies as S
+from .prepare import (NAT_NS, DAY_NS, classify_messages, prepare_events, _provenance)
+
+RAW_UNIT_COLUMNS = [
+    "waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category", "pricing_type",
+    "opened_at", "expires_at", "opening_message_id", "message_count", "era", "regime_index", "local_date",
+    "billing_month", "timezone", "csw_open",
+]
+COVERAGE_COLUMNS = ["message_id", "waba_id", "phone_number_id", "user_wa_id", "charged_at", "billing_month",
+                    "outcome", "unit_opening_message_id"]
+
+_NEG = np.iinfo(np.int64).min
+
+
+@njit(cache=True)
+def window_pass(key, t, inbound, entry_point, template, category, regime, next_boundary,
+                strategy_of, era_of, fep_ns_of, utility_free_of, csw_ns, reply_ns, conversation_ns):
+    """One pass over the sorted events. Returns per-event arrays
+    ``(outcome, opener, unit_category, pricing_type, expires, free_form_outside_csw, csw_open)``;
+    inbound events keep outcome -1.
+    """
+    n = t.shape[0]
+    outcome = np.full(n, -1, np.int8)
+    opener = np.full(n, -1, np.int64)
+    unit_cat = np.full(n, -1, np.int8)
+    ptype = np.full(n, -1, np.int8)
+    expires = np.full(n, _NEG, np.int64)
+    ff_outside = np.zeros(n, np.bool_)
+    csw_flag = np.zeros(n, np.bool_)
+
+    slot_end = np.empty(4, np.int64)     # CBP-2: marketing, utility, authentication, service; CBP-1: slot 0
+    slot_opener = np.empty(4, np.int64)
+    prev_key = -1
+    last_in = _NEG
+    ep_t = _NEG
+    ep_pending = False
+    fep_end = _NEG
+    fep_opener = -1
+    cur_era = -1
+    for j in range(n):
+        k = key[j]
+        tj = t[j]
+        if k != prev_key or j == 0:
+            prev_key = k
+            last_in = _NEG
+            ep_t = _NEG
+            ep_pending = False
+            fep_end = _NEG
+            fep_opener = -1
+            cur_era = -1
+            for s in range(4):
+                slot_end[s] = _NEG
+                slot_opener[s] = -1
+        if inbound[j]:
+            last_in = tj
+            if entry_point[j]:
+                ep_t = tj
+                ep_pending = True
+            continue
+
+        r = regime[j]
+        strat = strategy_of[r]
+        if era_of[r] != cur_era:        # windows never cross an era boundary (the CSW does)
+            cur_era = era_of[r]
+            fep_end = _NEG
+            fep_opener = -1
+            for s in range(4):
+                slot_end[s] = _NEG
+                slot_opener[s] = -1
+        csw = last_in != _NEG and tj < last_in + csw_ns
+        is_tmpl = template[j]
+        if not is_tmpl and not csw:
+            ff_outside[j] = True
+        eff_csw = csw or not is_tmpl     # free-form outside the CSW: treated as open for this message only
+        csw_flag[j] = eff_csw
+
+        # ---- free entry point window (section 0)
+        in_fep = tj < fep_end
+        if ep_pending:
+            ep_pending = False          # this is the key's first billable delivery after the entry point
+            if (not in_fep) and fep_ns_of[r] > 0 and tj < ep_t + reply_ns:
+                end = tj + fep_ns_of[r]
+                if next_boundary[j] < end:
+                    end = next_boundary[j]
+                fep_end = end
+                fep_opener = j
+                in_fep = True
+                for s in range(4):      # earlier conversations keep their charge; nothing rides on them
+                    slot_end[s] = _NEG
+                    slot_opener[s] = -1
+        if in_fep:
+            if strat == 1 or strat == 2:          # CBP: one unit per window
+                if j == fep_opener:
+                    outcome[j] = 0
+                    opener[j] = j
+                    unit_cat[j] = 7
+                    ptype[j] = 1
+                    expires[j] = fep_end
+                else:
+                    outcome[j] = 1
+                    opener[j] = fep_opener
+            elif is_tmpl or strat == 4:           # PMP: per template; PMP-2: also per free-form
+                outcome[j] = 0
+                opener[j] = j
+                unit_cat[j] = 7
+                ptype[j] = 1
+            else:
+                outcome[j] = 2
+            continue
+
+        # ---- outside any free entry point window
+        if strat == 0:                            # NBP (section 1)
+            if is_tmpl:
+                outcome[j] = 0
+                opener[j] = j
+                unit_cat[j] = 0
+                ptype[j] = 0
+            else:
+                outcome[j] = 2
+        elif strat == 1:                          # CBP-1 (section 2)
+            if slot_end[0] > tj:
+                outcome[j] = 1
+                opener[j] = slot_opener[0]
+            else:
+                end = tj + conversation_ns
+                if next_boundary[j] < end:
+                    end = next_boundary[j]
+                slot_end[0] = end
+                slot_opener[0] = j
+                outcome[j] = 0
+                opener[j] = j
+                unit_cat[j] = 1 if eff_csw else 2
+                ptype[j] = 0
+                expires[j] = end
+        elif strat == 2:                          # CBP-2 (section 3)
+            if is_tmpl:
+                c = category[j]
+                if c < 0:
+                    outcome[j] = 3
+                    continue
+                sl = c - 3
+            else:
+                sl = -1
+                best = -1
+                for s in range(4):
+                    if slot_end[s] > tj and (best < 0 or slot_opener[s] < best):
+                        best = slot_opener[s]
+                        sl = s
+                if sl < 0:
+                    sl = 3                        # nothing open: the free-form message opens service
+            if slot_end[sl] > tj:
+                outcome[j] = 1
+                opener[j] = slot_opener[sl]
+            else:
+                end = tj + conversation_ns
+                if next_boundary[j] < end:
+                    end = next_boundary[j]
+                slot_end[sl] = end
+                slot_opener[sl] = j
+                outcome[j] = 0
+                opener[j] = j
+                unit_cat[j] = sl + 3
+                ptype[j] = 0
+                expires[j] = end
+        else:                                     # PMP / PMP-2 (sections 4, 5)
+            if is_tmpl:
+                c = category[j]
+                if c < 0:
+                    outcome[j] = 3
+                    continue
+                outcome[j] = 0
+                opener[j] = j
+                unit_cat[j] = c
+                ptype[j] = 2 if (c == 4 and csw and utility_free_of[r]) else 0
+            elif strat == 4:
+                outcome[j] = 0
+                opener[j] = j
+                unit_cat[j] = 6
+                ptype[j] = 0
+            else:
+                outcome[j] = 2
+    return outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag
+
+
+def run_kernel(events):
+    """Run :func:`window_pass` on :class:`~reconcile.engine.prepare.PreparedEvents`."""
+    sw = S.regime_switches()
+    return window_pass(events.key, events.t, events.inbound, events.entry_point, events.template,
+                       events.category, events.regime, events.next_boundary, sw.strategy, sw.era, sw.fep_ns,
+                       sw.utility_in_csw_free, np.int64(S.CSW_NS), np.int64(S.ENTRY_POINT_REPLY_NS),
+                       np.int64(S.CONVERSATION_NS))
+
+
+# =========================================================================== frames
+def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
+
+
+def _months(days: np.ndarray) -> np.ndarray:
+    """``YYYY-MM`` of local days (days since epoch); one string per distinct month."""
+    if len(days) == 0:
+        return np.zeros(0, dtype=object)
+    month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)
+    uniq, inv = np.unique(month, return_inverse=True)
+    names = np.datetime_as_string(uniq.astype("M8[M]"), unit="M").astype(object)
+    return names[inv]
+
+
+def _strings(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
+    return frame[col].iloc[rows].to_numpy(dtype=object)
+
+
+def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
+                 quality: QualityLog) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Windows of every era over all the history given → (raw_units, coverage, counts).
+
+    ``raw_units``: one row per unit (no period filter), columns :data:`RAW_UNIT_COLUMNS`,
+    ordered by key then ``opened_at``. ``coverage``: one row per billable outbound message
+    (delivered/read), :data:`COVERAGE_COLUMNS`, ``outcome`` in ``unit_opener`` /
+    ``rode_on_unit`` / ``free_not_unit`` / ``excluded``. ``counts``: ``inbound``,
+    ``non_billable``, ``billable_outbound`` (these three partition the messages),
+    ``rejected`` (messages excluded with an error finding here) and ``units``.
+
+    Findings: ``unknown_account``, ``missing_delivery_time``, ``missing_received_time``,
+    ``missing_template_category`` (errors, excluded), ``free_form_outside_csw``,
+    ``unparseable_number``, ``unknown_calling_code`` (warnings).
+    """
+    from ..rules.markets import resolve_numbers
+
+    deduped = deduped.reset_index(drop=True)
+    classes = classify_messages(deduped, accounts, quality)
+    events = prepare_events(deduped, classes)
+    outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag = run_kernel(events)
+    sw = S.regime_switches()
+    rows = events.rows
+
+    # ---- findings of the pass
+    ff_pos = rows[ff_outside]
+    if len(ff_pos):
+        quality.add_many("warning", "free_form_outside_csw", source=_provenance(deduped, "source", ff_pos),
+                         row=_provenance(deduped, "row", ff_pos), column="message_kind",
+                         message_id=_strings(deduped, "message_id", ff_pos),
+                         detail="free-form message delivered with no user message in the previous 24h: "
+                                "customer service window treated as open for this message only")
+    miss_cat = rows[outcome == S.OUT_EXCLUDED]
+    if len(miss_cat):
+        quality.add_many("error", "missing_template_category", source=_provenance(deduped, "source", miss_cat),
+                         row=_provenance(deduped, "row", miss_cat), column="template_category",
+                         message_id=_strings(deduped, "message_id", miss_cat),
+                         detail="template delivered without a template category in an era that prices by "
+                                "category, outside a free entry point window: excluded")
+
+    # ---- units
+    upos = np.flatnonzero(outcome == S.OUT_OPENER)
+    urows = rows[upos]
+    counts_per_opener = np.bincount(opener[opener >= 0], minlength=len(rows)) if len(rows) else np.zeros(0, int)
+    uregime = events.regime[upos]
+    uacc = events.account[upos]
+    uday = events.local_day[upos]
+    users = deduped["user_wa_id"].iloc[urows]
+    country, market = _markets(users, deduped, urows, market_map, quality, resolve_numbers)
+    tz_names = np.asarray(classes.timezones, dtype=object)
+    cat_names = np.asarray(S.UNIT_CATEGORIES, dtype=object)
+    pt_names = np.asarray(S.RAW_PRICING_TYPES, dtype=object)
+    pm_names = np.asarray(sw.pricing_model, dtype=object)
+    era_names = np.asarray(sw.era_name, dtype=object)
+    raw_units = pd.DataFrame({
+        "waba_id": deduped["waba_id"].iloc[urows].to_numpy(),
+        "phone_number_id": deduped["phone_number_id"].iloc[urows].to_numpy(),
+        "user_wa_id": users.to_numpy(),
+        "country": country,
+        "market": market,
+        "pricing_model": pm_names[uregime],
+        "category": cat_names[unit_cat[upos]],
+        "pricing_type": pt_names[ptype[upos]],
+        "opened_at": _utc(events.t[upos]),
+        "expires_at": _utc(np.where(expires[upos] == _NEG, NAT_NS, expires[upos])),
+        "opening_message_id": deduped["message_id"].iloc[urows].to_numpy(),
+        "message_count": counts_per_opener[upos].astype(np.int64),
+        "era": era_names[uregime],
+        "regime_index": uregime.astype(np.int64),
+        "local_date": (uday * DAY_NS).view("M8[ns]"),
+        "billing_month": _months(uday),
+        "timezone": tz_names[uacc] if len(uacc) else np.zeros(0, dtype=object),
+        "csw_open": csw_flag[upos],
+    })
+    for col in ("waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category",
+                "pricing_type", "opening_message_id", "era", "billing_month", "timezone"):
+        raw_units[col] = raw_units[col].astype("str") if len(raw_units) else pd.Series([], dtype="str")
+
+    coverage = _coverage(deduped, classes, events, outcome, opener)
+    n_in = int(classes.inbound.sum())
+    n_bill = int(classes.billable.sum())
+    rejected = int(classes.excluded.sum() + len(miss_cat))
+    counts = {"inbound": n_in, "non_billable": int(len(deduped) - n_in - n_bill), "billable_outbound": n_bill,
+              "rejected": rejected, "units": int(len(raw_units))}
+    return raw_units, coverage, counts
+
+
+def _markets(users: pd.Series, deduped, urows, market_map, quality, resolve_numbers):
+    """Country and market of each unit's user (one resolution per distinct number; one finding per
+    distinct problem number, at the first unit of that number)."""
+    if len(users) == 0:
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=object)
+    codes, uniques = pd.factorize(users)
+    resolved = resolve_numbers(np.asarray(uniques, dtype=object), market_map)
+    problem = resolved["problem"].to_numpy(dtype=object)
+    bad = np.flatnonzero(problem != "")
+    if len(bad):
+        first_unit = np.full(len(uniques), len(codes), dtype=np.int64)
+        np.minimum.at(first_unit, codes, np.arange(len(codes)))
+        for code_name in ("unparseable_number", "unknown_calling_code"):
+            sel = bad[problem[bad] == code_name]
+            if len(sel) == 0:
+                continue
+            pos = urows[first_unit[sel]]
+            nums = np.asarray(uniques, dtype=object)[sel].astype(str)
+            what = "cannot be parsed" if code_name == "unparseable_number" else "has no known calling code"
+            quality.add_many("warning", code_name, source=_provenance(deduped, "source", pos),
+                             row=_provenance(deduped, "row", pos), column="user_wa_id",
+                             message_id=_strings(deduped, "message_id", pos),
+                             detail=np.char.add(np.char.add("user number ", nums.astype("U")),
+                                                f" {what}: market Other").astype(object))
+    country = resolved["country"].to_numpy(dtype=object)[codes]
+    market = resolved["market"].to_numpy(dtype=object)[codes]
+    return country, market
+
+
+def _coverage(deduped, classes, events, outcome, opener) -> pd.DataFrame:
+    """One row per billable outbound message: how it was charged (conservation and drill-down)."""
+    rows = events.rows
+    out_mask = ~events.inbound
+    ev_rows = rows[out_mask]
+    ev_outcome = outcome[out_mask].astype(np.int64)
+    ev_opener = opener[out_mask]
+    ev_day = events.local_day[out_mask]
+    ev_t = events.t[out_mask]
+    opener_ids = np.full(len(ev_rows), "", dtype=object)
+    has = ev_opener >= 0
+    if has.any():
+        opener_ids[has] = _strings(deduped, "message_id", rows[ev_opener[has]])
+    # billable messages excluded before the pass (unknown account, no delivery time)
+    pre = np.flatnonzero(classes.billable & classes.excluded)
+    pre_t = classes.charge_ns[pre]
+    pre_month = np.full(len(pre), "", dtype=object)
+    known = (classes.account[pre] >= 0) & (pre_t != NAT_NS)
+    if known.any():
+        from .prepare import local_days
+        zone = classes.zone_of_account[classes.account[pre[known]]]
+        pre_month[known] = _months(local_days(pre_t[known], zone, classes.zones))
+    all_rows = np.concatenate([ev_rows, pre])
+    outcome_names = np.asarray(S.OUTCOMES, dtype=object)
+    cov = pd.DataFrame({
+        "message_id": _strings(deduped, "message_id", all_rows),
+        "waba_id": _strings(deduped, "waba_id", all_rows),
+        "phone_number_id": _strings(deduped, "phone_number_id", all_rows),
+        "user_wa_id": _strings(deduped, "user_wa_id", all_rows),
+        "charged_at": _utc(np.concatenate([ev_t, pre_t])),
+        "billing_month": np.concatenate([_months(ev_day), pre_month]),
+        "outcome": outcome_names[np.concatenate([ev_outcome, np.full(len(pre), S.OUT_EXCLUDED, np.int64)])],
+        "unit_opening_message_id": np.concatenate([opener_ids, np.full(len(pre), "", dtype=object)]),
+    })
+    for col in ("message_id", "waba_id", "phone_number_id", "user_wa_id", "billing_month", "outcome",
+                "unit_opening_message_id"):
+        cov[col] = cov[col].astype("str")
+    return cov
