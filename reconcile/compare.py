@@ -1,0 +1,262 @@
+"""Compare what the logs justify (billable units) with what Meta invoiced: variance, drill-down, summary.
+
+Contract: contracts.md, "variance.csv — expected vs invoiced". One row per group
+``waba_id, billing_month, market, pricing_model, category, pricing_type``:
+
+* expected side: number of units and the *unrounded* float64 sum of their amounts (rule book section 0,
+  "Rounding": totals are sums of unrounded values); units without a rate (NaN amount) are left out of the
+  sum and make the group ``unpriced``;
+* invoiced side: the summed quantity and amount of the invoice lines that are usable — lines of an account
+  not in the run (``invoice_unknown_account``), of a billing month outside the period
+  (``invoice_out_of_period``) or in another currency than the account's (``invoice_currency_mismatch``)
+  are left out and reported as data-quality errors (an empty currency means the account's);
+* ``status`` by precedence ``not_invoiced``, ``not_expected``, ``unpriced``, then by amount
+  (``amount_diff`` rounded half-up to 4 places, outside ±tolerance), then by quantity, else ``match``.
+
+Everything is vectorised (groupby / merge / np.select), so millions of units cost a second or two.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .contracts import (DEFAULT_TOLERANCE, MONEY_DECIMALS, UNIT_COLUMNS, VARIANCE_COLUMNS, VARIANCE_GROUP,
+                        VARIANCE_STATUSES, Period)
+from .quality import QualityLog
+from .report.money import round_half_up
+
+#: statuses whose units are shown as evidence (everything but ``match``)
+EVIDENCE_STATUSES = ("over_billed", "under_billed", "not_invoiced", "not_expected", "unpriced")
+
+_INT_COLUMNS = ("expected_quantity", "invoiced_quantity", "quantity_diff")
+_MONEY_COLUMNS = ("expected_amount", "invoiced_amount", "amount_diff")
+
+
+# --------------------------------------------------------------------------- invoice lines
+def usable_invoice_lines(invoice_lines: pd.DataFrame, accounts: pd.DataFrame, period: Period,
+                         quality: QualityLog) -> pd.DataFrame:
+    """The invoice lines that take part in the variance; the others are reported (contracts.md, variance).
+
+    Checks, in this order (a line is reported once, for the first check it fails):
+    ``invoice_unknown_account`` (account not in the run — usually already removed by the reader, only
+    what is left is reported), ``invoice_out_of_period``, ``invoice_currency_mismatch``. All are
+    ``error`` findings: the line is excluded from the variance.
+    """
+    lines = invoice_lines
+    if lines.empty:
+        return lines.iloc[0:0]
+    account_currency = dict(zip(accounts["waba_id"], accounts["currency"]))
+    waba = lines["waba_id"].astype(str)
+    known = waba.isin(list(account_currency))
+    in_period = lines["billing_month"].astype(str).between(period.first, period.last) & \
+        lines["billing_month"].astype(str).str.fullmatch(r"\d{4}-\d{2}")
+    expected_currency = waba.map(account_currency).fillna("")
+    currency = lines["currency"].fillna("").astype(str) if "currency" in lines else pd.Series("", index=lines.index)
+    same_currency = (currency == "") | (currency == expected_currency)
+
+    unknown = ~known
+    out_of_period = known & ~in_period
+    mismatch = known & in_period & ~same_currency
+    _report(quality, lines, unknown, "invoice_unknown_account", "waba_id",
+            "account " + waba[unknown] + " is not in this run's accounts; line left out of the variance")
+    _report(quality, lines, out_of_period, "invoice_out_of_period", "billing_month",
+            "billing month " + lines.loc[out_of_period, "billing_month"].astype(str)
+            + f" is outside the period {period}; line left out of the variance")
+    _report(quality, lines, mismatch, "invoice_currency_mismatch", "currency",
+            "invoice currency " + currency[mismatch] + " differs from account " + waba[mismatch]
+            + " currency " + expected_currency[mismatch] + "; line left out of the variance")
+    return lines[known & in_period & same_currency]
+
+
+def _report(quality: QualityLog, lines: pd.DataFrame, mask: pd.Series, code: str, column: str,
+            detail: pd.Series) -> None:
+    if not mask.any():
+        return
+    picked = lines[mask]
+    source = picked["source"].astype(str) if "source" in picked else ""
+    row = picked["row"] if "row" in picked else None
+    quality.add_many("error", code, source=source, row=row, column=column, detail=detail.to_numpy(dtype=object),
+                     n=len(picked))
+
+
+# --------------------------------------------------------------------------- variance
+def compare(units: pd.DataFrame, invoice_lines: pd.DataFrame, accounts: pd.DataFrame, period: Period,
+            quality: QualityLog, *, tolerance: float = DEFAULT_TOLERANCE,
+            relative_tolerance: float | None = None) -> pd.DataFrame:
+    """Expected (units) against invoiced (invoice lines): the variance table (contracts.VARIANCE_COLUMNS).
+
+    ``tolerance`` is absolute, in the account currency per line (group). With ``relative_tolerance`` r a
+    group's amount passes when ``|amount_diff| <= max(tolerance, r * |expected_amount|)``.
+    ``amount_diff`` is returned rounded half-up to 4 places (the value that was compared); expected and
+    invoiced amounts are unrounded float64 sums. ``currency`` is the account's currency.
+    Rows are sorted by the group columns.
+    """
+    lines = usable_invoice_lines(invoice_lines, accounts, period, quality)
+
+    expected = _expected_by_group(units)
+    invoiced = _invoiced_by_group(lines)
+    merged = expected.merge(invoiced, how="outer", on=VARIANCE_GROUP, indicator=True)
+    has_expected = merged["_merge"].ne("right_only").to_numpy()
+    has_invoice = merged["_merge"].ne("left_only").to_numpy()
+
+    expected_quantity = merged["expected_quantity"].fillna(0).astype("int64")
+    invoiced_quantity = merged["invoiced_quantity"].fillna(0).astype("int64")
+    expected_amount = merged["expected_amount"].fillna(0.0).astype("float64")
+    invoiced_amount = merged["invoiced_amount"].fillna(0.0).astype("float64")
+    unpriced_units = merged["unpriced_units"].fillna(0).astype("int64")
+
+    quantity_diff = invoiced_quantity - expected_quantity
+    amount_diff = round_half_up((invoiced_amount - expected_amount).to_numpy(), MONEY_DECIMALS)
+    allowed = np.full(len(merged), float(tolerance))
+    if relative_tolerance is not None:
+        allowed = np.maximum(allowed, float(relative_tolerance) * np.abs(expected_amount.to_numpy()))
+
+    status = np.select(
+        [~has_invoice, ~has_expected, unpriced_units.to_numpy() > 0,
+         amount_diff > allowed, amount_diff < -allowed,
+         quantity_diff.to_numpy() > 0, quantity_diff.to_numpy() < 0],
+        ["not_invoiced", "not_expected", "unpriced", "over_billed", "under_billed", "over_billed",
+         "under_billed"],
+        default="match",
+    )
+
+    account_currency = dict(zip(accounts["waba_id"], accounts["currency"]))
+    currency = merged["waba_id"].map(account_currency)
+    if "unit_currency" in merged:  # units of an account missing from ``accounts`` keep their own currency
+        currency = currency.fillna(merged["unit_currency"])
+    variance = pd.DataFrame({
+        **{c: merged[c].astype(str).to_numpy(dtype=object) for c in VARIANCE_GROUP},
+        "expected_quantity": expected_quantity.to_numpy(),
+        "invoiced_quantity": invoiced_quantity.to_numpy(),
+        "quantity_diff": quantity_diff.to_numpy(),
+        "expected_amount": expected_amount.to_numpy(),
+        "invoiced_amount": invoiced_amount.to_numpy(),
+        "amount_diff": amount_diff,
+        "currency": currency.fillna("").astype(str).to_numpy(dtype=object),
+        "status": status.astype(object),
+    })
+    return variance.sort_values(VARIANCE_GROUP, kind="stable").reset_index(drop=True)[VARIANCE_COLUMNS]
+
+
+def _expected_by_group(units: pd.DataFrame) -> pd.DataFrame:
+    if units.empty:
+        return pd.DataFrame({**{c: pd.Series(dtype=object) for c in VARIANCE_GROUP},
+                             "expected_quantity": pd.Series(dtype="int64"),
+                             "expected_amount": pd.Series(dtype="float64"),
+                             "unpriced_units": pd.Series(dtype="int64"),
+                             "unit_currency": pd.Series(dtype=object)})
+    frame = pd.DataFrame({c: units[c] for c in VARIANCE_GROUP})
+    amount = units["amount"].astype("float64")
+    frame["amount"] = amount
+    frame["unpriced"] = amount.isna().astype("int64")
+    frame["unit_currency"] = units["currency"] if "currency" in units else ""
+    grouped = frame.groupby(VARIANCE_GROUP, sort=False, observed=True, dropna=False)
+    out = grouped.agg(expected_quantity=("unpriced", "size"), expected_amount=("amount", "sum"),
+                      unpriced_units=("unpriced", "sum"), unit_currency=("unit_currency", "first"))
+    return out.reset_index()
+
+
+def _invoiced_by_group(lines: pd.DataFrame) -> pd.DataFrame:
+    if lines.empty:
+        return pd.DataFrame({**{c: pd.Series(dtype=object) for c in VARIANCE_GROUP},
+                             "invoiced_quantity": pd.Series(dtype="int64"),
+                             "invoiced_amount": pd.Series(dtype="float64")})
+    frame = pd.DataFrame({c: lines[c].fillna("").astype(str) for c in VARIANCE_GROUP})
+    frame["quantity"] = lines["quantity"].fillna(0).astype("int64")
+    frame["amount"] = lines["amount"].astype("float64")
+    grouped = frame.groupby(VARIANCE_GROUP, sort=False, observed=True, dropna=False)
+    return grouped.agg(invoiced_quantity=("quantity", "sum"), invoiced_amount=("amount", "sum")).reset_index()
+
+
+# --------------------------------------------------------------------------- drill-down
+def drilldown_positions(units: pd.DataFrame, variance: pd.DataFrame, *,
+                        statuses: Iterable[str] = EVIDENCE_STATUSES,
+                        limit: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row positions (in ``units``) of the evidence units, in variance order then by ``opened_at``
+    (ties keep the units' own order, i.e. ``unit_id`` for frames in UNIT_ORDER).
+
+    Returns ``(positions, variance_row_of_each, total)`` where ``total`` is the number of evidence units
+    before ``limit`` is applied. Only the first ``limit`` units are sorted, so a capped drill-down of
+    10M units stays cheap.
+    """
+    wanted = variance["status"].isin(list(statuses)).to_numpy()
+    if units.empty or not wanted.any():
+        return np.empty(0, dtype="int64"), np.empty(0, dtype="int64"), 0
+    vrow = _variance_row_of_units(units, variance)
+    selected = vrow >= 0
+    selected[selected] = wanted[vrow[selected]]
+    total = int(selected.sum())
+    if limit is not None and total > limit:
+        counts = np.bincount(vrow[selected], minlength=len(variance))
+        last_needed = int(np.searchsorted(np.cumsum(counts), limit))  # variance row where the cap falls
+        selected &= vrow <= last_needed
+    positions = np.flatnonzero(selected)
+    opened = units["opened_at"].to_numpy(dtype="datetime64[ns]").view("int64")[positions] \
+        if "opened_at" in units else np.zeros(len(positions), dtype="int64")
+    order = np.lexsort((opened, vrow[positions]))  # stable: ties keep input order
+    positions = positions[order]
+    if limit is not None:
+        positions = positions[:limit]
+    return positions, vrow[positions], total
+
+
+def _variance_row_of_units(units: pd.DataFrame, variance: pd.DataFrame) -> np.ndarray:
+    """For every unit, the position of its group in ``variance`` (-1 when absent), without a
+    multi-column merge: each group column is coded against the variance's own values and the codes are
+    combined into one integer key."""
+    key_units = np.zeros(len(units), dtype="int64")
+    key_var = np.zeros(len(variance), dtype="int64")
+    valid = np.ones(len(units), dtype=bool)
+    for column in VARIANCE_GROUP:
+        categories = pd.Index(pd.unique(variance[column].astype(str)))
+        var_codes = categories.get_indexer(variance[column].astype(str))
+        unit_codes = categories.get_indexer(units[column].astype(str))
+        valid &= unit_codes >= 0
+        radix = len(categories) + 1
+        key_units = key_units * radix + np.maximum(unit_codes, 0)
+        key_var = key_var * radix + var_codes
+    index = pd.Index(key_var)
+    rows = index.get_indexer(key_units) if index.is_unique else pd.Index(key_var).drop_duplicates().get_indexer(key_units)
+    return np.where(valid, rows, -1).astype("int64")
+
+
+def drilldown(units: pd.DataFrame, variance: pd.DataFrame, *,
+              statuses: Sequence[str] = EVIDENCE_STATUSES, limit: int | None = None) -> pd.DataFrame:
+    """The units behind every variance row whose status is in ``statuses`` — the evidence for a dispute
+    (opening message ids and times) — in variance order, then by ``opened_at``.
+
+    Columns: the unit columns (UNIT_COLUMNS, then any extra columns of ``units``) and the variance
+    ``status`` of the unit's group. ``limit`` keeps only the first N rows (cheaply).
+    """
+    positions, vrow, _ = drilldown_positions(units, variance, statuses=statuses, limit=limit)
+    columns = [c for c in UNIT_COLUMNS if c in units] + [c for c in units.columns if c not in UNIT_COLUMNS
+                                                         and c != "status"]
+    out = units.iloc[positions][columns].reset_index(drop=True)
+    out["status"] = variance["status"].to_numpy(dtype=object)[vrow] if len(vrow) else pd.Series(dtype=object)
+    return out
+
+
+# --------------------------------------------------------------------------- summary
+def summarise(variance: pd.DataFrame) -> pd.DataFrame:
+    """Totals per ``waba_id × billing_month``: quantities, expected / invoiced amounts (sums of the
+    unrounded group amounts), ``amount_diff`` (invoiced − expected, rounded half-up to 4 places),
+    ``currency`` and one count column per status (VARIANCE_STATUSES order)."""
+    keys = ["waba_id", "billing_month"]
+    columns = keys + ["currency", "groups", "expected_quantity", "invoiced_quantity", "expected_amount",
+                      "invoiced_amount", "amount_diff"] + list(VARIANCE_STATUSES)
+    if variance.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    grouped = variance.groupby(keys, sort=True)
+    out = grouped.agg(currency=("currency", "first"), groups=("status", "size"),
+                      expected_quantity=("expected_quantity", "sum"), invoiced_quantity=("invoiced_quantity", "sum"),
+                      expected_amount=("expected_amount", "sum"), invoiced_amount=("invoiced_amount", "sum"))
+    out["amount_diff"] = round_half_up((out["invoiced_amount"] - out["expected_amount"]).to_numpy(),
+                                       MONEY_DECIMALS)
+    counts = pd.crosstab([variance["waba_id"], variance["billing_month"]], variance["status"])
+    counts = counts.reindex(columns=list(VARIANCE_STATUSES), fill_value=0)
+    out = out.join(counts).reset_index()
+    for status in VARIANCE_STATUSES:
+        out[status] = out[status].fillna(0).astype("int64")
+    return out[columns]
