@@ -152,3 +152,19 @@ class Period:
     def slug(self) -> str:
         """Folder-name form used for the default output folder (``out/<period>``)."""
         return self.first if self.first == self.last else f"{self.first}_{self.last}"
+
+
+def previous_month(day: date) -> str:
+    """``YYYY-MM`` of the calendar month before ``day`` (the period a monthly run reconciles)."""
+    return f"{day.year - 1:04d}-12" if day.month == 1 else f"{day.year:04d}-{day.month - 1:02d}"
+
+
+def months_with_lookback(period: Period, lookback_months: int) -> list[str]:
+    """The period's months preceded by ``lookback_months`` months of history (rule book section 0:
+    pipelines pass the whole previous calendar month as lookback)."""
+    if lookback_months < 0:
+        raise PeriodError(f"lookback_months must be >= 0, got {lookback_months}")
+    y, m = int(period.first[:4]), int(period.first[5:]) - lookback_months
+    while m < 1:
+        y, m = y - 1, m + 12
+    return Period(f"{y:04d}-{m:02d}", period.last).months
