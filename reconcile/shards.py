@@ -138,44 +138,21 @@ def join_uri(prefix: str, *names: str) -> str:
     return os.path.join(prefix, *names)
 
 
-def _s3_parts(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
-
-
-def write_bytes(uri: str, data: bytes) -> None:
-    """Write one object (``s3://``) or file (parents created)."""
-    if uri.startswith("s3://"):
-        from .io import locations
-
-        bucket, key = _s3_parts(uri)
-        locations.s3_client().put_object(Bucket=bucket, Key=key, Body=data)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
-    with open(uri, "wb") as f:
-        f.write(data)
-
-
-def read_bytes(uri: str) -> bytes:
-    if uri.startswith("s3://"):
-        from .io import locations
-
-        return locations.read_bytes(uri)
-    with open(uri, "rb") as f:
-        return f.read()
-
-
 def write_frame(frame: pd.DataFrame, uri: str) -> str:
     """Store a frame as Parquet at ``uri`` (local or ``s3://``); returns ``uri``."""
+    from .io import locations
+
     buffer = io.BytesIO()
     frame.reset_index(drop=True).to_parquet(buffer, index=False)
-    write_bytes(uri, buffer.getvalue())
+    locations.write_bytes(uri, buffer.getvalue())
     return uri
 
 
 def read_frame(uri: str) -> pd.DataFrame:
     """Read a frame written by :func:`write_frame`."""
-    return pd.read_parquet(io.BytesIO(read_bytes(uri)))
+    from .io import locations
+
+    return pd.read_parquet(io.BytesIO(locations.read_bytes(uri)))
 
 
 def save_quality(quality: QualityLog, uri: str) -> str:
@@ -198,3 +175,156 @@ def restore_quality(findings: pd.DataFrame, quality: QualityLog) -> None:
                          row=np.asarray(rows.astype(object)), column=group["column"].to_numpy(dtype=object),
                          message_id=group["message_id"].to_numpy(dtype=object),
                          detail=group["detail"].to_numpy(dtype=object))
+
+
+# --------------------------------------------------------------------------- a run in three stages
+# The stages below are the map/reduce form of ``reconcile.pipeline.run`` that an orchestrator
+# (the Airflow DAGs, or any other) drives; every value they exchange is small and JSON-serialisable
+# (URIs, counts), the data itself goes through ``work_prefix`` (a local folder or an s3:// prefix
+# private to the run). Message-related findings are recorded by the stage that sees the messages
+# (prepare: reading and duplicates; window: per-shard); accounts, rate cards and invoices are read
+# and reported once, by the final stage.
+def prepare_shards(config, work_prefix: str, n: int) -> dict:
+    """Stage 1 (one task): read every message log of ``config.messages``, deduplicate by
+    ``message_id`` and write ``n`` Parquet shards under ``work_prefix/shards/``.
+
+    Returns ``{"shards": [{"index", "uri", "rows"}], "counts": {...}, "quality": uri, "inputs": [...]}``.
+    """
+    from .engine import dedupe_messages
+    from .io import locations, tables
+
+    if config.s3_endpoint_url:
+        locations.set_default_endpoint(config.s3_endpoint_url)
+    quality = QualityLog()
+    accounts = _accounts(config, QualityLog())          # findings of the accounts file: final stage
+    messages, infos = tables.read_messages(config.messages, quality, accounts=accounts)
+    deduped, counts = dedupe_messages(messages, quality)
+    shards = []
+    for i, part in enumerate(partition_messages(deduped, n)):
+        uri = write_frame(part, join_uri(work_prefix, "shards", f"messages-{i:04d}-of-{n:04d}.parquet"))
+        shards.append({"index": i, "uri": uri, "rows": int(len(part))})
+    return {"shards": shards, "counts": _plain(counts),
+            "quality": save_quality(quality, join_uri(work_prefix, "quality", "prepare.parquet")),
+            "inputs": [_info_dict(i) for i in infos]}
+
+
+def window_shard(config, shard: dict, work_prefix: str) -> dict:
+    """Stage 2 (one task per shard, in parallel): the window pass over one shard; raw units and the
+    shard's findings go to ``work_prefix``. Returns ``{"index", "raw_units", "quality", "counts"}``."""
+    from .engine import window_units
+    from .io import locations
+    from .rules.markets import load_market_map
+
+    if config.s3_endpoint_url:
+        locations.set_default_endpoint(config.s3_endpoint_url)
+    quality = QualityLog()
+    accounts = _accounts(config, QualityLog())
+    raw_units, _coverage, counts = window_units(read_frame(shard["uri"]), accounts,
+                                                load_market_map(config.market_map), quality)
+    index = int(shard["index"])
+    return {"index": index,
+            "raw_units": write_frame(raw_units, join_uri(work_prefix, "raw_units", f"raw-units-{index:04d}.parquet")),
+            "quality": save_quality(quality, join_uri(work_prefix, "quality", f"window-{index:04d}.parquet")),
+            "counts": _plain(counts)}
+
+
+def finish_sharded_run(config, prepared: dict, windowed: list[dict], progress=None):
+    """Stage 3 (one task): merge the shards' raw units, apply the account-level passes and pricing
+    (``finalize_units``), compare with the invoice and publish exactly as ``pipeline.run`` does
+    (files with ``_SUCCESS`` last, the warehouse slice). Returns the :class:`pipeline.RunResult`."""
+    import time
+    from datetime import datetime, timezone
+
+    from . import pipeline
+    from .engine import EngineResult
+    from .engine.accounts import finalize_units
+    from .io import locations, tables
+    from .progress import LogProgress
+    from .rules.markets import load_market_map
+
+    progress = progress or LogProgress()
+    if config.s3_endpoint_url:
+        locations.set_default_endpoint(config.s3_endpoint_url)
+    quality = QualityLog()
+    timings: dict[str, float] = {}
+    started = datetime.now(timezone.utc)
+    t_total = time.perf_counter()
+    windowed = sorted(windowed, key=lambda w: int(w["index"]))
+
+    with pipeline._timed(progress, timings, "read"):
+        load_quality(prepared["quality"], quality)
+        accounts = _accounts(config, quality)
+        market_map = load_market_map(config.market_map)
+        rates, rate_infos = tables.read_rate_cards(config.rate_cards, quality)
+        invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=accounts,
+                                                           market_map=market_map, period=config.period)
+        message_infos = [tables.InputInfo(**i) for i in prepared["inputs"]]
+        infos = [*pipeline._account_info(config.accounts), *rate_infos, *message_infos, *invoice_infos]
+        inputs = pipeline.Inputs(messages=pd.DataFrame(), accounts=accounts, rates=rates, market_map=market_map,
+                                 invoice_lines=invoice_lines, infos=infos)
+    with pipeline._timed(progress, timings, "engine"):
+        for w in windowed:
+            load_quality(w["quality"], quality)
+        raw_units = merge_raw_units(read_frame(w["raw_units"]) for w in windowed)
+        counts = dict(prepared["counts"])
+        counts.update(merge_counts(w["counts"] for w in windowed))
+        units, final_counts = finalize_units(raw_units, accounts, rates, config.period, quality)
+        counts.update(final_counts or {})
+        result = EngineResult(units=units, raw_units=raw_units, coverage=pd.DataFrame(), counts=counts)
+    with pipeline._timed(progress, timings, "compare"):
+        units = pipeline.scope_to_dispute(result.units, config) if config.dispute_id else result.units
+        variance = pipeline.reconcile_variance(result.units, inputs, config, quality)
+        if config.dispute_id:
+            variance = pipeline._dispute_variance(variance, units)
+    record = pipeline.build_run_record(config, inputs, result, units, variance, quality, started, timings)
+    record["shards"] = len(windowed)
+    exit_code = 3 if config.fail_on_variance and (variance["status"] != "match").any() else 0
+    with progress.stage("publish"):
+        pipeline.publish(config, record, units, variance, quality, inputs, timings, t_total)
+    return pipeline.RunResult(record, units, variance, quality, config.out_location, exit_code)
+
+
+def _accounts(config, quality: QualityLog) -> pd.DataFrame:
+    """The accounts of the run (restricted to ``config.wabas`` when given)."""
+    from .io import tables
+
+    accounts = tables.read_accounts(config.accounts, quality)
+    if config.wabas:
+        accounts = accounts[accounts["waba_id"].isin(config.wabas)].reset_index(drop=True)
+    return accounts
+
+
+def _info_dict(info) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    d = asdict(info) if is_dataclass(info) else dict(info._asdict())
+    return {k: (int(v) if isinstance(v, np.integer) else v) for k, v in d.items()}
+
+
+def _plain(counts: dict) -> dict:
+    """Counts as plain JSON values (numpy integers → int)."""
+    return {k: (int(v) if isinstance(v, (np.integer, int)) else v) for k, v in counts.items()}
+
+
+def remove_prefix(uri: str) -> int:
+    """Delete every object under an ``s3://`` prefix (or a local folder); returns how many went."""
+    from .io import locations
+
+    if not locations.is_s3(uri):
+        import shutil
+
+        if not os.path.isdir(uri):
+            return 0
+        n = sum(len(files) for _, _, files in os.walk(uri))
+        shutil.rmtree(uri)
+        return n
+    bucket, key = locations.split_s3(uri)
+    prefix = key if key.endswith("/") or not key else key + "/"
+    client = locations.s3_client()
+    n = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            n += len(keys)
+    return n
