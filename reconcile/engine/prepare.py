@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..contracts import STATUS_RANK
 from ..quality import InputError, QualityLog
@@ -49,8 +51,7 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.Dat
     counts = {"input_rows": n, "duplicates_merged": 0, "conflicting_duplicates": 0}
     if n == 0:
         return messages.reset_index(drop=True), counts
-    codes, _ = pd.factorize(messages["message_id"], use_na_sentinel=False)
-    codes = codes.astype(np.int64, copy=False)
+    codes = np.asarray(pc.dictionary_encode(arrow_strings(messages["message_id"])).indices, dtype=np.int64)
     per_id = np.bincount(codes)
     if len(per_id) == n:       # no duplicates at all: the common case costs one factorize
         return messages.reset_index(drop=True), counts
@@ -166,6 +167,56 @@ def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndar
     return vals.fillna("").astype(str).to_numpy(dtype=object)
 
 
+# =========================================================================== arrow helpers
+def arrow_strings(values) -> pa.Array:
+    """A string column as one contiguous ``pyarrow`` string array (``""`` for empty/NA)."""
+    arr = getattr(getattr(values, "array", None), "_pa_array", None)
+    if arr is None or not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        arr = pa.array(pd.Series(values, dtype="object").fillna("").astype(str).to_numpy(dtype=object),
+                       type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    return arr
+
+
+def str_series(arr) -> pd.Series:
+    """A pandas ``str`` Series over a pyarrow string array (no copy)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    return pd.Series(pd.array(arr, dtype="str"))
+
+
+def take_strings(arr: pa.Array, positions: np.ndarray) -> pd.Series:
+    """``arr[positions]`` as a ``str`` Series; negative positions give ``""``."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if len(positions) and positions.min() < 0:
+        idx = pa.array(positions, mask=positions < 0)
+    else:
+        idx = pa.array(positions)
+    return str_series(pc.take(arr, idx))
+
+
+def decode(codes: np.ndarray, names) -> pd.Series:
+    """Small vocabulary ``names[codes]`` as a ``str`` Series (arrow take on the vocabulary)."""
+    vocab = names if isinstance(names, pa.Array) else pa.array([str(x) for x in names], type=pa.string())
+    return take_strings(vocab, codes)
+
+
+def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
+    """Factorise strings with *sorted* uniques (order independent of input order)."""
+    enc = pc.dictionary_encode(arrow_strings(values))
+    dictionary = enc.dictionary
+    order = np.asarray(pc.sort_indices(dictionary), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(order) else np.zeros(len(enc), np.int64)
+    return codes, pc.take(dictionary, pa.array(order))
+
+
 # =========================================================================== events
 @dataclass
 class PreparedEvents:
@@ -186,6 +237,10 @@ class PreparedEvents:
     next_boundary: np.ndarray  # int64 ns UTC of the next era start (account time), MAX_NS if none
     local_day: np.ndarray    # int64 local date of the instant, days since 1970-01-01
     account: np.ndarray      # int64 index into the accounts frame
+    phone: np.ndarray        # int64 code into phone_names
+    user: np.ndarray         # int64 code into user_names
+    phone_names: pa.Array    # sorted distinct phone_number_id
+    user_names: pa.Array     # sorted distinct user_wa_id
 
 
 @dataclass
@@ -197,8 +252,9 @@ class MessageClasses:
     billable: np.ndarray       # bool outbound delivered/read
     charge_ns: np.ndarray      # int64 charge instant (outbound) / sent_at (inbound); NAT_NS if none
     excluded: np.ndarray       # bool rejected with an error finding before windowing
+    account_ids: pa.Array      # waba_id per account
     timezones: list[str]       # per account
-    zone_of_account: np.ndarray  # int64 index into unique zones per account
+    zone_of_account: np.ndarray  # int64 index into zones per account
     zones: list[str]
 
 
@@ -210,19 +266,18 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     (inbound without ``sent_at``: error, ignored).
     """
     n = len(deduped)
-    acc_ids = accounts["waba_id"].astype(str).to_numpy(dtype=object)
-    acc_index = pd.Index(acc_ids)
-    if acc_index.has_duplicates:
+    account_ids = arrow_strings(accounts["waba_id"])
+    if pc.count_distinct(account_ids).as_py() != len(account_ids):
         raise InputError("account listed twice", source="accounts", column="waba_id")
-    account = acc_index.get_indexer(deduped["waba_id"]).astype(np.int64) if n else np.zeros(0, np.int64)
-    direction = deduped["direction"].to_numpy(dtype=object) if n else np.zeros(0, object)
-    inbound = direction == "inbound"
-    outbound = direction == "outbound"
-    status = deduped["status"]
-    billable = outbound & status.isin(("delivered", "read")).to_numpy(dtype=bool)
-    delivered = _instants_ns(deduped["delivered_at"]) if n else np.zeros(0, np.int64)
-    read = _instants_ns(deduped["read_at"]) if n else np.zeros(0, np.int64)
-    sent = _instants_ns(deduped["sent_at"]) if n else np.zeros(0, np.int64)
+    account = pc.index_in(arrow_strings(deduped["waba_id"]), value_set=account_ids)
+    account = np.asarray(pc.fill_null(account, -1), dtype=np.int64) if n else np.zeros(0, np.int64)
+    direction = deduped["direction"]
+    inbound = (direction == "inbound").to_numpy(dtype=bool)
+    outbound = (direction == "outbound").to_numpy(dtype=bool)
+    billable = outbound & deduped["status"].isin(("delivered", "read")).to_numpy(dtype=bool)
+    delivered = _instants_ns(deduped["delivered_at"])
+    read = _instants_ns(deduped["read_at"])
+    sent = _instants_ns(deduped["sent_at"])
     charge = np.where(delivered != NAT_NS, delivered, read)
     charge = np.where(inbound, sent, np.where(billable, charge, NAT_NS))
 
@@ -247,8 +302,8 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
             raise InputError(f"unknown time zone {z!r}", source="accounts", row=row, column="timezone") from exc
     zone_of_account = np.array([zones.index(z) for z in timezones], dtype=np.int64)
     return MessageClasses(account=account, inbound=inbound, billable=billable, charge_ns=charge,
-                          excluded=unknown | missing_time | missing_in, timezones=timezones,
-                          zone_of_account=zone_of_account, zones=zones)
+                          excluded=unknown | missing_time | missing_in, account_ids=account_ids,
+                          timezones=timezones, zone_of_account=zone_of_account, zones=zones)
 
 
 def _report(quality: QualityLog, frame: pd.DataFrame, mask: np.ndarray, severity: str, code: str, column: str,
@@ -264,10 +319,10 @@ def local_days(t_ns: np.ndarray, zone_idx: np.ndarray, zones: list[str]) -> np.n
     """Local date (days since 1970-01-01) of each instant in its zone (loop over zones only)."""
     out = np.zeros(len(t_ns), dtype=np.int64)
     for z, name in enumerate(zones):
-        sel = np.flatnonzero(zone_idx == z)
-        if len(sel) == 0:
-            continue
+        sel = np.flatnonzero(zone_idx == z) if len(zones) > 1 else slice(None)
         ns = t_ns[sel]
+        if len(ns) == 0:
+            continue
         if name not in ("UTC", "Etc/UTC"):
             ns = pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC").tz_convert(name).tz_localize(None).asi8
         out[sel] = np.floor_divide(ns, DAY_NS)
@@ -296,24 +351,24 @@ def prepare_events(deduped: pd.DataFrame, classes: MessageClasses) -> PreparedEv
     usable = (classes.inbound | classes.billable) & ~classes.excluded
     rows = np.flatnonzero(usable)
     t = classes.charge_ns[rows]
-    account = classes.account[rows]
     inbound = classes.inbound[rows]
+    phone_all, phone_names = sorted_codes(deduped["phone_number_id"])
+    user_all, user_names = sorted_codes(deduped["user_wa_id"])
+    phone, user = phone_all[rows], user_all[rows]
+    key = phone * max(len(user_names), 1) + user
 
-    phone_codes, phone_uniques = pd.factorize(deduped["phone_number_id"].iloc[rows], sort=True)
-    user_codes, user_uniques = pd.factorize(deduped["user_wa_id"].iloc[rows], sort=True)
-    key = phone_codes.astype(np.int64) * max(len(user_uniques), 1) + user_codes.astype(np.int64)
+    order = _sort_events(key, t, inbound)
+    order = _break_ties_by_message_id(order, key, t, inbound, deduped["message_id"], rows)
+    rows, t, inbound, key, phone, user = rows[order], t[order], inbound[order], key[order], phone[order], user[order]
+    account = classes.account[rows]
 
-    t2 = t * 2 + (~inbound).astype(np.int64)       # inbound before outbound at equal instants
-    order = np.lexsort((t2, key))
-    order = _break_ties_by_message_id(order, key, t2, deduped["message_id"], rows)
-
-    rows, t, account, inbound, key = rows[order], t[order], account[order], inbound[order], key[order]
-    entry = deduped["entry_point"].iloc[rows].fillna("").astype(str).to_numpy(dtype=object) != ""
-    entry &= inbound
-    kind = deduped["message_kind"].iloc[rows].to_numpy(dtype=object)
-    template = (kind != "free_form") & ~inbound
-    cat_series = deduped["template_category"].iloc[rows]
-    category = cat_series.map(TEMPLATE_CATEGORY_CODES).fillna(-1).to_numpy(dtype=np.int64)
+    entry = (deduped["entry_point"] != "").to_numpy(dtype=bool)[rows] & inbound
+    template = (deduped["message_kind"] != "free_form").to_numpy(dtype=bool)[rows] & ~inbound
+    cat_col = deduped["template_category"]
+    category_all = np.full(len(deduped), -1, dtype=np.int64)
+    for name, code in TEMPLATE_CATEGORY_CODES.items():
+        category_all[(cat_col == name).to_numpy(dtype=bool)] = code
+    category = category_all[rows]
 
     zone_idx = classes.zone_of_account[account] if len(account) else np.zeros(0, np.int64)
     day = local_days(t, zone_idx, classes.zones)
@@ -323,16 +378,35 @@ def prepare_events(deduped: pd.DataFrame, classes: MessageClasses) -> PreparedEv
     next_boundary = bounds[zone_idx, era] if len(rows) else np.zeros(0, np.int64)
     return PreparedEvents(rows=rows, key=key, t=t, inbound=inbound, entry_point=entry, template=template,
                           category=category, regime=regime, next_boundary=next_boundary, local_day=day,
-                          account=account)
+                          account=account, phone=phone, user=user, phone_names=phone_names, user_names=user_names)
 
 
-def _break_ties_by_message_id(order: np.ndarray, key: np.ndarray, t2: np.ndarray, message_ids: pd.Series,
-                              rows: np.ndarray) -> np.ndarray:
+def _sort_events(key: np.ndarray, t: np.ndarray, inbound: np.ndarray) -> np.ndarray:
+    """Order by (key, instant, inbound first). One argsort of a packed int64 when it fits, else lexsort."""
+    n = len(t)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    out_flag = (~inbound).astype(np.int64)
+    t0 = int(t.min())
+    rel = t - t0
+    for unit in (1_000_000_000, 1_000_000, 1_000, 1):
+        if unit == 1 or not np.any(rel % unit):
+            rel = rel // unit
+            break
+    span = (int(rel.max()) + 1) * 2
+    n_keys = int(key.max()) + 1
+    if n_keys * span < 2 ** 62:
+        return np.argsort(key * span + rel * 2 + out_flag)
+    return np.lexsort((out_flag, t, key))
+
+
+def _break_ties_by_message_id(order: np.ndarray, key: np.ndarray, t: np.ndarray, inbound: np.ndarray,
+                              message_ids: pd.Series, rows: np.ndarray) -> np.ndarray:
     """Reorder runs of equal (key, instant, direction) by ``message_id`` (only the tied events)."""
     if len(order) < 2:
         return order
-    ks, ts = key[order], t2[order]
-    same = (ks[1:] == ks[:-1]) & (ts[1:] == ts[:-1])
+    ks, ts, ds = key[order], t[order], inbound[order]
+    same = (ks[1:] == ks[:-1]) & (ts[1:] == ts[:-1]) & (ds[1:] == ds[:-1])
     if not same.any():
         return order
     tied = np.zeros(len(order), dtype=bool)

@@ -19,15 +19,18 @@ from numba import njit
 
 from ..quality import QualityLog
 from . import strategies as S
-from .prepare import (NAT_NS, DAY_NS, classify_messages, prepare_events, _provenance)
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .prepare import (DAY_NS, NAT_NS, _provenance, _report, arrow_strings, classify_messages, decode, local_days,
+                      prepare_events, take_strings)
 
 RAW_UNIT_COLUMNS = [
     "waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category", "pricing_type",
     "opened_at", "expires_at", "opening_message_id", "message_count", "era", "regime_index", "local_date",
     "billing_month", "timezone", "csw_open",
 ]
-COVERAGE_COLUMNS = ["message_id", "waba_id", "phone_number_id", "user_wa_id", "charged_at", "billing_month",
-                    "outcome", "unit_opening_message_id"]
+COVERAGE_COLUMNS = ["message_id", "waba_id", "charged_at", "billing_month", "outcome", "unit_opening_message_id"]
 
 _NEG = np.iinfo(np.int64).min
 
@@ -216,30 +219,16 @@ def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
 
 
-def _months(days: np.ndarray) -> np.ndarray:
-    """``YYYY-MM`` of local days (days since epoch); one string per distinct month."""
-    if len(days) == 0:
-        return np.zeros(0, dtype=object)
-    month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)
-    uniq, inv = np.unique(month, return_inverse=True)
-    names = np.datetime_as_string(uniq.astype("M8[M]"), unit="M").astype(object)
-    return names[inv]
-
-
-def _strings(frame: pd.DataFrame, col: str, rows: np.ndarray) -> np.ndarray:
-    return frame[col].iloc[rows].to_numpy(dtype=object)
-
-
 def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
                  quality: QualityLog) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Windows of every era over all the history given → (raw_units, coverage, counts).
 
     ``raw_units``: one row per unit (no period filter), columns :data:`RAW_UNIT_COLUMNS`,
-    ordered by key then ``opened_at``. ``coverage``: one row per billable outbound message
-    (delivered/read), :data:`COVERAGE_COLUMNS`, ``outcome`` in ``unit_opener`` /
-    ``rode_on_unit`` / ``free_not_unit`` / ``excluded``. ``counts``: ``inbound``,
-    ``non_billable``, ``billable_outbound`` (these three partition the messages),
-    ``rejected`` (messages excluded with an error finding here) and ``units``.
+    ordered by key (phone_number_id, user_wa_id) then ``opened_at``. ``coverage``: one row per
+    billable outbound message (delivered/read), :data:`COVERAGE_COLUMNS`, in message order,
+    ``outcome`` in ``unit_opener`` / ``rode_on_unit`` / ``free_not_unit`` / ``excluded``.
+    ``counts``: ``inbound``, ``non_billable``, ``billable_outbound`` (these three partition the
+    messages), ``rejected`` (messages excluded with an error finding here) and ``units``.
 
     Findings: ``unknown_account``, ``missing_delivery_time``, ``missing_received_time``,
     ``missing_template_category`` (errors, excluded), ``free_form_outside_csw``,
@@ -253,22 +242,16 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag = run_kernel(events)
     sw = S.regime_switches()
     rows = events.rows
+    message_ids = arrow_strings(deduped["message_id"])
 
     # ---- findings of the pass
-    ff_pos = rows[ff_outside]
-    if len(ff_pos):
-        quality.add_many("warning", "free_form_outside_csw", source=_provenance(deduped, "source", ff_pos),
-                         row=_provenance(deduped, "row", ff_pos), column="message_kind",
-                         message_id=_strings(deduped, "message_id", ff_pos),
-                         detail="free-form message delivered with no user message in the previous 24h: "
-                                "customer service window treated as open for this message only")
+    _report(quality, deduped, _mask(len(deduped), rows[ff_outside]), "warning", "free_form_outside_csw",
+            "message_kind", "free-form message delivered with no user message in the previous 24h: "
+                            "customer service window treated as open for this message only")
     miss_cat = rows[outcome == S.OUT_EXCLUDED]
-    if len(miss_cat):
-        quality.add_many("error", "missing_template_category", source=_provenance(deduped, "source", miss_cat),
-                         row=_provenance(deduped, "row", miss_cat), column="template_category",
-                         message_id=_strings(deduped, "message_id", miss_cat),
-                         detail="template delivered without a template category in an era that prices by "
-                                "category, outside a free entry point window: excluded")
+    _report(quality, deduped, _mask(len(deduped), miss_cat), "error", "missing_template_category",
+            "template_category", "template delivered without a template category in an era that prices by "
+                                 "category, outside a free entry point window: excluded")
 
     # ---- units
     upos = np.flatnonzero(outcome == S.OUT_OPENER)
@@ -277,38 +260,32 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     uregime = events.regime[upos]
     uacc = events.account[upos]
     uday = events.local_day[upos]
-    users = deduped["user_wa_id"].iloc[urows]
-    country, market = _markets(users, deduped, urows, market_map, quality, resolve_numbers)
-    tz_names = np.asarray(classes.timezones, dtype=object)
-    cat_names = np.asarray(S.UNIT_CATEGORIES, dtype=object)
-    pt_names = np.asarray(S.RAW_PRICING_TYPES, dtype=object)
-    pm_names = np.asarray(sw.pricing_model, dtype=object)
-    era_names = np.asarray(sw.era_name, dtype=object)
+    uuser = events.user[upos]
+    country, market = _markets(uuser, urows, events.user_names, deduped, market_map, quality, resolve_numbers)
+    month_codes, month_names = _month_codes(uday)
+    uexp = expires[upos]
     raw_units = pd.DataFrame({
-        "waba_id": deduped["waba_id"].iloc[urows].to_numpy(),
-        "phone_number_id": deduped["phone_number_id"].iloc[urows].to_numpy(),
-        "user_wa_id": users.to_numpy(),
+        "waba_id": decode(uacc, classes.account_ids),
+        "phone_number_id": decode(events.phone[upos], events.phone_names),
+        "user_wa_id": decode(uuser, events.user_names),
         "country": country,
         "market": market,
-        "pricing_model": pm_names[uregime],
-        "category": cat_names[unit_cat[upos]],
-        "pricing_type": pt_names[ptype[upos]],
+        "pricing_model": decode(uregime, sw.pricing_model),
+        "category": decode(unit_cat[upos].astype(np.int64), S.UNIT_CATEGORIES),
+        "pricing_type": decode(ptype[upos].astype(np.int64), S.RAW_PRICING_TYPES),
         "opened_at": _utc(events.t[upos]),
-        "expires_at": _utc(np.where(expires[upos] == _NEG, NAT_NS, expires[upos])),
-        "opening_message_id": deduped["message_id"].iloc[urows].to_numpy(),
+        "expires_at": _utc(np.where(uexp == _NEG, NAT_NS, uexp)),
+        "opening_message_id": take_strings(message_ids, urows),
         "message_count": counts_per_opener[upos].astype(np.int64),
-        "era": era_names[uregime],
+        "era": decode(uregime, sw.era_name),
         "regime_index": uregime.astype(np.int64),
         "local_date": (uday * DAY_NS).view("M8[ns]"),
-        "billing_month": _months(uday),
-        "timezone": tz_names[uacc] if len(uacc) else np.zeros(0, dtype=object),
+        "billing_month": decode(month_codes, month_names),
+        "timezone": decode(classes.zone_of_account[uacc] if len(uacc) else uacc, classes.zones),
         "csw_open": csw_flag[upos],
     })
-    for col in ("waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category",
-                "pricing_type", "opening_message_id", "era", "billing_month", "timezone"):
-        raw_units[col] = raw_units[col].astype("str") if len(raw_units) else pd.Series([], dtype="str")
 
-    coverage = _coverage(deduped, classes, events, outcome, opener)
+    coverage = _coverage(classes, events, outcome, opener, message_ids)
     n_in = int(classes.inbound.sum())
     n_bill = int(classes.billable.sum())
     rejected = int(classes.excluded.sum() + len(miss_cat))
@@ -317,70 +294,78 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     return raw_units, coverage, counts
 
 
-def _markets(users: pd.Series, deduped, urows, market_map, quality, resolve_numbers):
-    """Country and market of each unit's user (one resolution per distinct number; one finding per
-    distinct problem number, at the first unit of that number)."""
-    if len(users) == 0:
-        return np.zeros(0, dtype=object), np.zeros(0, dtype=object)
-    codes, uniques = pd.factorize(users)
-    resolved = resolve_numbers(np.asarray(uniques, dtype=object), market_map)
-    problem = resolved["problem"].to_numpy(dtype=object)
+def _mask(n: int, positions: np.ndarray) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[positions] = True
+    return out
+
+
+def _month_codes(days: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Billing month (``YYYY-MM``) codes of local days, and the month names."""
+    if len(days) == 0:
+        return np.zeros(0, dtype=np.int64), []
+    month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)
+    uniq, inv = np.unique(month, return_inverse=True)
+    names = [str(x) for x in np.datetime_as_string(uniq.astype("M8[M]"), unit="M")]
+    return inv.astype(np.int64), names
+
+
+def _markets(uuser, urows, user_names, deduped, market_map, quality, resolve_numbers):
+    """Country and market of each unit's user: one resolution per distinct number, one finding per
+    distinct problem number (at the first unit of that number)."""
+    if len(uuser) == 0:
+        return pd.Series([], dtype="str"), pd.Series([], dtype="str")
+    distinct, inv = np.unique(uuser, return_inverse=True)
+    numbers = pc.take(user_names, pa.array(distinct)).to_pylist()
+    resolved = resolve_numbers(pd.Series(numbers, dtype="str"), market_map)
+    problem = resolved["problem"].astype(str).to_numpy(dtype=object)
     bad = np.flatnonzero(problem != "")
     if len(bad):
-        first_unit = np.full(len(uniques), len(codes), dtype=np.int64)
-        np.minimum.at(first_unit, codes, np.arange(len(codes)))
+        first_unit = np.full(len(distinct), len(uuser), dtype=np.int64)
+        np.minimum.at(first_unit, inv, np.arange(len(uuser)))
         for code_name in ("unparseable_number", "unknown_calling_code"):
             sel = bad[problem[bad] == code_name]
             if len(sel) == 0:
                 continue
             pos = urows[first_unit[sel]]
-            nums = np.asarray(uniques, dtype=object)[sel].astype(str)
             what = "cannot be parsed" if code_name == "unparseable_number" else "has no known calling code"
+            detail = np.array([f"user number {numbers[i]!r} {what}: market Other" for i in sel], dtype=object)
             quality.add_many("warning", code_name, source=_provenance(deduped, "source", pos),
                              row=_provenance(deduped, "row", pos), column="user_wa_id",
-                             message_id=_strings(deduped, "message_id", pos),
-                             detail=np.char.add(np.char.add("user number ", nums.astype("U")),
-                                                f" {what}: market Other").astype(object))
-    country = resolved["country"].to_numpy(dtype=object)[codes]
-    market = resolved["market"].to_numpy(dtype=object)[codes]
+                             message_id=deduped["message_id"].iloc[pos].to_numpy(dtype=object), detail=detail)
+    country = decode(inv, resolved["country"].astype(str).tolist())
+    market = decode(inv, resolved["market"].astype(str).tolist())
     return country, market
 
 
-def _coverage(deduped, classes, events, outcome, opener) -> pd.DataFrame:
-    """One row per billable outbound message: how it was charged (conservation and drill-down)."""
-    rows = events.rows
-    out_mask = ~events.inbound
-    ev_rows = rows[out_mask]
-    ev_outcome = outcome[out_mask].astype(np.int64)
-    ev_opener = opener[out_mask]
-    ev_day = events.local_day[out_mask]
-    ev_t = events.t[out_mask]
-    opener_ids = np.full(len(ev_rows), "", dtype=object)
-    has = ev_opener >= 0
-    if has.any():
-        opener_ids[has] = _strings(deduped, "message_id", rows[ev_opener[has]])
-    # billable messages excluded before the pass (unknown account, no delivery time)
+def _coverage(classes, events, outcome, opener, message_ids) -> pd.DataFrame:
+    """One row per billable outbound message, in message order: how it was charged."""
+    n = len(classes.billable)
+    sel = np.flatnonzero(~events.inbound)
+    ev_rows = events.rows[sel]
+    outcome_of = np.full(n, S.OUT_EXCLUDED, dtype=np.int64)      # billable but excluded before the pass
+    outcome_of[ev_rows] = outcome[sel]
+    opener_row = np.full(n, -1, dtype=np.int64)
+    has = opener[sel] >= 0
+    opener_row[ev_rows[has]] = events.rows[opener[sel][has]]
+    day = np.zeros(n, dtype=np.int64)
+    day[ev_rows] = events.local_day[sel]
+    bill = np.flatnonzero(classes.billable)
     pre = np.flatnonzero(classes.billable & classes.excluded)
-    pre_t = classes.charge_ns[pre]
-    pre_month = np.full(len(pre), "", dtype=object)
-    known = (classes.account[pre] >= 0) & (pre_t != NAT_NS)
-    if known.any():
-        from .prepare import local_days
-        zone = classes.zone_of_account[classes.account[pre[known]]]
-        pre_month[known] = _months(local_days(pre_t[known], zone, classes.zones))
-    all_rows = np.concatenate([ev_rows, pre])
-    outcome_names = np.asarray(S.OUTCOMES, dtype=object)
-    cov = pd.DataFrame({
-        "message_id": _strings(deduped, "message_id", all_rows),
-        "waba_id": _strings(deduped, "waba_id", all_rows),
-        "phone_number_id": _strings(deduped, "phone_number_id", all_rows),
-        "user_wa_id": _strings(deduped, "user_wa_id", all_rows),
-        "charged_at": _utc(np.concatenate([ev_t, pre_t])),
-        "billing_month": np.concatenate([_months(ev_day), pre_month]),
-        "outcome": outcome_names[np.concatenate([ev_outcome, np.full(len(pre), S.OUT_EXCLUDED, np.int64)])],
-        "unit_opening_message_id": np.concatenate([opener_ids, np.full(len(pre), "", dtype=object)]),
+    known = pre[(classes.account[pre] >= 0) & (classes.charge_ns[pre] != NAT_NS)]
+    if len(known):
+        day[known] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]],
+                                classes.zones)
+    has_day = np.ones(n, dtype=bool)
+    has_day[np.setdiff1d(pre, known)] = False
+    month_codes, month_names = _month_codes(day[bill])
+    month_codes = np.where(has_day[bill], month_codes, -1)
+    acc = classes.account[bill]
+    return pd.DataFrame({
+        "message_id": take_strings(message_ids, bill),
+        "waba_id": decode(acc, classes.account_ids),
+        "charged_at": _utc(classes.charge_ns[bill]),
+        "billing_month": decode(month_codes, month_names or [""]),
+        "outcome": decode(outcome_of[bill], S.OUTCOMES),
+        "unit_opening_message_id": take_strings(message_ids, opener_row[bill]),
     })
-    for col in ("message_id", "waba_id", "phone_number_id", "user_wa_id", "billing_month", "outcome",
-                "unit_opening_message_id"):
-        cov[col] = cov[col].astype("str")
-    return cov
