@@ -1,0 +1,683 @@
+"""Readers with validation for every input table of contracts.md ("Inputs").
+
+Formats by file extension: CSV (``.csv``, ``.csv.gz``), Parquet (``.parquet``, ``.pq``), JSON
+Lines (``.jsonl``, ``.ndjson``, ``.json`` and their ``.gz``); a folder or ``s3://`` prefix means
+every matching file under it. Webhook bodies (JSON Lines whose records have an ``entry`` array)
+go to :mod:`reconcile.io.meta_webhooks`; analytics exports (JSON with a top-level
+``conversation_analytics`` / ``pricing_analytics``) to :mod:`reconcile.io.meta_analytics`;
+rate cards to :mod:`reconcile.io.rate_cards`.
+
+Every frame comes back in the in-memory shape of :mod:`reconcile.contracts` with provenance
+``source`` (file or object) and ``row`` (1-based data row; the line number for JSON Lines).
+A row with a problem is reported to the :class:`~reconcile.quality.QualityLog` with file, row,
+column and message id; ``error`` = the row is left out, ``warning`` = used with a caveat.
+A file that cannot be used at all (missing required column, truncated gzip/Parquet, text that is
+not UTF-8) raises :class:`~reconcile.quality.InputError` (exit 2) naming it.
+
+Id-like columns are always read as strings (never numbers), so ``0044…`` or 20-digit ids survive.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..contracts import (
+    ACCOUNT_COLUMNS, CATEGORIES, CURRENCIES, DIRECTIONS, ENTRY_POINTS, INVOICE_COLUMNS, MESSAGE_COLUMNS,
+    MESSAGE_KINDS, MESSAGE_STATUSES, MESSAGE_TIMESTAMPS, PRICING_MODELS, PRICING_TYPES, TEMPLATE_CATEGORIES,
+    WEBHOOK_EVIDENCE_COLUMNS,
+)
+from ..quality import InputError, QualityLog
+from . import locations
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+TABLE_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
+
+#: message columns that must be present in a log file; the others default to empty
+REQUIRED_MESSAGE_COLUMNS = ("message_id", "waba_id", "phone_number_id", "user_wa_id", "direction", "sent_at",
+                            "status")
+REQUIRED_INVOICE_COLUMNS = ("waba_id", "billing_month", "market", "pricing_model", "category", "pricing_type",
+                            "quantity", "amount")
+MESSAGE_OUTPUT_COLUMNS = MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS + ["source", "row"]
+INVOICE_OUTPUT_COLUMNS = INVOICE_COLUMNS + ["display_phone_number", "market_reported", "source", "row"]
+
+_NAIVE_ISO = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+@dataclass
+class InputInfo:
+    """One input file as recorded in ``run.json`` and the workbook's ``Run info``."""
+
+    kind: str
+    path: str
+    rows: int
+    sha256: str
+
+
+# =========================================================================== file level
+def _as_list(paths) -> list[str]:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__"):
+        return [str(paths)]
+    return [str(p) for p in paths]
+
+
+def _expand(paths, suffixes: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for p in _as_list(paths):
+        for f in locations.list_files(p, suffixes):
+            if f not in out:
+                out.append(f)
+    return out
+
+
+def _ext(path: str) -> str:
+    low = path.lower()
+    for s in sorted(TABLE_SUFFIXES, key=len, reverse=True):
+        if low.endswith(s):
+            return s
+    return ""
+
+
+def _decompress(data: bytes, path: str) -> bytes:
+    if path.lower().endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"not a readable gzip file ({exc})", source=path) from exc
+    return data
+
+
+def _text(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}): re-export it as UTF-8", source=path) from exc
+
+
+def _read_csv(data: bytes, path: str) -> pd.DataFrame:
+    """Every column as a string; empty cells as ""; UTF-8 (BOM tolerated) checked."""
+    import csv
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    data = _decompress(data, path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise InputError("empty file (no header)", source=path)
+    _text(data[:4096].rsplit(b"\n", 1)[0] if len(data) > 4096 else data, path)
+    header = next(csv.reader(io.StringIO(data[:1 << 16].decode("utf-8", "ignore"))), [])
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(data),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in header},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "utf8" in msg.lower():
+            raise InputError("not UTF-8 text: re-export it as UTF-8", source=path) from exc
+        raise InputError(f"not a readable CSV file ({msg.splitlines()[0]})", source=path) from exc
+    return _arrow_to_frame(table)
+
+
+def _arrow_to_frame(table) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = {}
+    for name, col in zip(table.column_names, table.columns):
+        t = col.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            col = pc.fill_null(col, "")
+            cols[name] = pd.Series(col.to_pandas(types_mapper=None), dtype="str").fillna("")
+        elif pa.types.is_timestamp(t) or pa.types.is_date(t):
+            cols[name] = col.to_pandas()
+        elif pa.types.is_null(t):
+            cols[name] = pd.Series([""] * len(col), dtype="str")
+        else:
+            cols[name] = col.to_pandas()
+    return pd.DataFrame(cols)
+
+
+def _read_parquet(data: bytes, path: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from exc
+    return _arrow_to_frame(table)
+
+
+def _split_lines(data: bytes, path: str) -> list[str]:
+    return _text(_decompress(data, path), path).splitlines()
+
+
+def _first_record(lines: list[str]):
+    for line in lines:
+        if line.strip():
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def _read_jsonl_rows(lines: list[str], path: str, quality: QualityLog) -> pd.DataFrame:
+    """Rows of a JSON Lines table (one object a line); a line that is not a JSON object → ``bad_json``."""
+    records, rows = [], []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            quality.add("error", "bad_json", source=path, row=i, detail=f"line is not JSON: {exc}")
+            continue
+        if not isinstance(rec, dict):
+            quality.add("error", "bad_json", source=path, row=i, detail="line is not a JSON object")
+            continue
+        records.append(rec)
+        rows.append(i)
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    for c in frame.columns:
+        if frame[c].dtype == object or str(frame[c].dtype) in ("str", "string"):
+            frame[c] = frame[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    frame["__row"] = np.asarray(rows, dtype=np.int64)
+    return frame
+
+
+# =========================================================================== value helpers
+def _strings(values: pd.Series) -> pd.Series:
+    """Any column → stripped strings with "" for empty (numbers rendered without ``.0``)."""
+    if values.dtype.kind in "iu":
+        return values.astype("int64").astype(str).astype("str")
+    if values.dtype.kind == "f":
+        out = pd.Series(np.where(values.isna(), "", values.map(lambda v: repr(v))), index=values.index, dtype="str")
+        integral = values.notna() & (values == np.floor(values.fillna(0)))
+        out[integral] = values[integral].astype("int64").astype(str)
+        return out
+    if values.dtype.kind == "b":
+        return values.map({True: "true", False: "false"}).astype("str").fillna("")
+    if values.dtype.kind == "M":
+        return values.astype(str).replace("NaT", "").astype("str")
+    return values.astype("str").fillna("").str.strip()
+
+
+def _enum(values: pd.Series) -> pd.Series:
+    """Normalise an enum spelling: lower case, spaces and hyphens → ``_``."""
+    return values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+
+
+def parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Parse a timestamp column (contracts.md "Timestamps"), vectorised.
+
+    ISO 8601 with an offset or ``Z``; integer epoch seconds; 13-digit integers as epoch
+    milliseconds; typed timestamps (Parquet) as they are. An ISO value without an offset is read
+    as UTC. Returns (``datetime64[ns, UTC]`` values with NaT for empty/bad, ``bad`` mask of
+    non-empty values that could not be parsed, ``naive`` mask of values read as UTC without an
+    offset).
+    """
+    n = len(values)
+    index = values.index
+    if values.dtype.kind == "M":
+        if getattr(values.dt, "tz", None) is None:
+            naive = values.notna().to_numpy()
+            out = values.dt.tz_localize("UTC")
+        else:
+            naive = np.zeros(n, dtype=bool)
+            out = values.dt.tz_convert("UTC")
+        return out.astype("datetime64[ns, UTC]"), np.zeros(n, dtype=bool), naive
+    if values.dtype.kind in "iuf":
+        num = values.astype("float64").to_numpy()
+        with np.errstate(invalid="ignore"):
+            ms = np.abs(num) >= 1e12
+        ns = np.where(ms, num * 1e6, num * 1e9)
+        bad = ~np.isnan(num) & (np.abs(ns) > 9.2e18)
+        ns = np.where(np.isnan(num) | bad, np.nan, ns)
+        out = pd.to_datetime(pd.Series(ns, index=index), unit="ns", utc=True, errors="coerce")
+        return out.astype("datetime64[ns, UTC]"), bad, np.zeros(n, dtype=bool)
+
+    text = values.astype("str").fillna("").str.strip()
+    empty = (text == "").to_numpy()
+    numeric = text.str.fullmatch(r"-?\d{1,13}").fillna(False).to_numpy(dtype=bool)
+    result = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
+    bad = np.zeros(n, dtype=bool)
+    naive = np.zeros(n, dtype=bool)
+    if numeric.any():
+        digits = text[numeric]
+        ints = digits.astype("int64").to_numpy()
+        is_ms = digits.str.lstrip("-").str.len().to_numpy() == 13
+        result[numeric] = np.where(is_ms, ints * 1_000_000, ints * 1_000_000_000).view("datetime64[ns]")
+    iso = ~empty & ~numeric
+    if iso.any():
+        sub = text[iso]
+        parsed = pd.to_datetime(sub, format="ISO8601", utc=True, errors="coerce")
+        parsed_ns = parsed.astype("datetime64[ns, UTC]").dt.tz_localize(None).to_numpy()
+        result[iso] = parsed_ns
+        bad[iso] = np.isnat(parsed_ns)
+        naive[iso] = ~sub.str.contains(_NAIVE_ISO.pattern, regex=True).fillna(False).to_numpy(dtype=bool) \
+            & ~np.isnat(parsed_ns)
+    out = pd.Series(pd.DatetimeIndex(result).tz_localize("UTC"), index=index)
+    return out, bad, naive
+
+
+def _report(quality: QualityLog, severity: str, code: str, frame: pd.DataFrame, mask: np.ndarray, column: str,
+            detail, id_column: str | None = "message_id") -> None:
+    if not mask.any():
+        return
+    sub = frame[mask]
+    if not isinstance(detail, str):
+        detail = np.asarray(detail, dtype=object)[mask]
+    quality.add_many(severity, code, source=sub["source"].to_numpy(dtype=object),
+                     row=sub["row"].to_numpy(dtype=np.int64), column=column,
+                     message_id=(sub[id_column].to_numpy(dtype=object) if id_column else None),
+                     detail=detail)
+
+
+def _require(frame: pd.DataFrame, required, path: str) -> None:
+    for col in required:
+        if col not in frame.columns:
+            raise InputError("missing required column", source=path, column=col)
+
+
+def _normalise_header(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.columns = [str(c).strip().lstrip("\ufeff").strip().lower() for c in frame.columns]
+    return frame
+
+
+def _extra_columns(frame: pd.DataFrame, known, path: str, quality: QualityLog) -> None:
+    for c in frame.columns:
+        if c not in known and not c.startswith("__"):
+            quality.add("warning", "extra_column", source=path, column=c,
+                        detail="column not in the contract: ignored")
+
+
+# =========================================================================== messages
+_CATEGORY_SPELLINGS = {
+    "marketing_lite": "marketing", "authentication_international": "authentication", "service": "",
+    "user_initiated": "", "business_initiated": "", "referral_conversion": "", "free_entry_point": "",
+}
+
+
+def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None = None
+                  ) -> tuple[pd.DataFrame, list[InputInfo]]:
+    """Read message logs (CSV, Parquet, JSON Lines, webhook JSON Lines) into one frame.
+
+    Columns: ``MESSAGE_COLUMNS`` + ``WEBHOOK_EVIDENCE_COLUMNS`` (empty for plain logs) + ``source``,
+    ``row``. Findings (error = row left out): ``bad_timestamp``, ``unknown_direction``,
+    ``unknown_status``, ``unknown_message_kind``, ``unknown_template_category``,
+    ``unknown_entry_point``, ``empty_message_id``, ``unknown_account``, ``bad_json``;
+    warnings ``timestamp_without_offset``, ``extra_column``. Duplicated ids are all kept (the
+    engine's dedupe merges or rejects them).
+    """
+    from .meta_webhooks import read_webhook_lines
+
+    frames, infos = [], []
+    for path in _expand(paths, TABLE_SUFFIXES):
+        data = locations.read_bytes(path)
+        ext = _ext(path)
+        if ext in CSV_SUFFIXES:
+            raw = _read_csv(data, path)
+            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+        elif ext in PARQUET_SUFFIXES:
+            raw = _read_parquet(data, path)
+            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+        else:
+            lines = _split_lines(data, path)
+            first = _first_record(lines)
+            if isinstance(first, dict) and isinstance(first.get("entry"), list):
+                part = read_webhook_lines(lines, path, quality)
+                part = _validate_messages(part, path, quality, accounts, webhook=True)
+                frames.append(part)
+                infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
+                continue
+            raw = _read_jsonl_rows(lines, path, quality)
+        n_rows = len(raw)
+        part = _messages_from_raw(raw, path, quality)
+        part = _validate_messages(part, path, quality, accounts)
+        frames.append(part)
+        infos.append(InputInfo("messages", path, n_rows, _sha256(data)))
+    if not frames:
+        return _empty_messages(), infos
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    return out[MESSAGE_OUTPUT_COLUMNS], infos
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _empty_messages() -> pd.DataFrame:
+    cols = {c: pd.Series(dtype="str") for c in MESSAGE_OUTPUT_COLUMNS}
+    for c in MESSAGE_TIMESTAMPS:
+        cols[c] = pd.Series(dtype="datetime64[ns, UTC]")
+    cols["row"] = pd.Series(dtype="int64")
+    return pd.DataFrame(cols)
+
+
+def _messages_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog) -> pd.DataFrame:
+    raw = _normalise_header(raw)
+    _require(raw, REQUIRED_MESSAGE_COLUMNS, path)
+    _extra_columns(raw, set(MESSAGE_COLUMNS) | set(WEBHOOK_EVIDENCE_COLUMNS) | {"source", "row"}, path, quality)
+    n = len(raw)
+    out = {}
+    for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
+        if c in MESSAGE_TIMESTAMPS:
+            out[c] = raw[c] if c in raw.columns else pd.Series([""] * n, dtype="str", index=raw.index)
+        elif c in raw.columns:
+            out[c] = _strings(raw[c])
+        else:
+            out[c] = pd.Series([""] * n, dtype="str", index=raw.index)
+    frame = pd.DataFrame(out)
+    frame["source"] = pd.Series([path] * n, dtype="str", index=raw.index) if n else pd.Series(dtype="str")
+    frame["row"] = raw["__row"].to_numpy(dtype=np.int64)
+    return frame.reset_index(drop=True)
+
+
+def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, accounts: pd.DataFrame | None,
+                       webhook: bool = False) -> pd.DataFrame:
+    """Normalise spellings, parse instants, report and drop bad rows (see :func:`read_messages`)."""
+    n = len(frame)
+    if n == 0:
+        return _empty_messages()
+    frame = frame.copy()
+    frame["message_id"] = frame["message_id"].astype("str").fillna("").str.strip()
+    frame["user_wa_id"] = frame["user_wa_id"].astype("str").fillna("").str.replace(r"[+\s]", "", regex=True)
+    for c in ("direction", "status", "message_kind", "template_category", "entry_point"):
+        frame[c] = _enum(frame[c].astype("str").fillna("").str.strip())
+    cat = frame["template_category"]
+    frame["template_category"] = cat.replace(_CATEGORY_SPELLINGS)
+    bad = np.zeros(n, dtype=bool)
+
+    def check(mask, code, column, detail, severity="error"):
+        nonlocal bad
+        mask = np.asarray(mask, dtype=bool)
+        _report(quality, severity, code, frame, mask, column, detail)
+        if severity == "error":
+            bad |= mask
+
+    check((frame["message_id"] == "").to_numpy(), "empty_message_id", "message_id",
+          "row without a message_id: left out")
+    for col, allowed, code in (("direction", DIRECTIONS, "unknown_direction"),
+                               ("status", MESSAGE_STATUSES + ("deleted", "expired"), "unknown_status"),
+                               ("message_kind", MESSAGE_KINDS + ("",), "unknown_message_kind"),
+                               ("template_category", TEMPLATE_CATEGORIES + ("",), "unknown_template_category"),
+                               ("entry_point", ENTRY_POINTS + ("",), "unknown_entry_point")):
+        values = frame[col]
+        mask = ~values.isin(allowed).to_numpy()
+        if mask.any():
+            check(mask, code, col, ("value " + values.map(repr).astype(str) + f" is not one of {', '.join(a for a in allowed if a)}").to_numpy(dtype=object))
+    for col in MESSAGE_TIMESTAMPS:
+        parsed, bad_ts, naive = parse_instants(frame[col])
+        if bad_ts.any():
+            shown = _strings(frame[col]) if frame[col].dtype.kind != "M" else frame[col].astype(str)
+            check(bad_ts, "bad_timestamp", col,
+                  ("unreadable timestamp " + shown.map(repr).astype(str) + ": row left out").to_numpy(dtype=object))
+        if naive.any():
+            check(naive & ~bad, "timestamp_without_offset", col, "timestamp without offset read as UTC",
+                  severity="warning")
+        frame[col] = parsed.astype("datetime64[ns, UTC]")
+    if accounts is not None:
+        known = set(accounts["waba_id"].astype(str))
+        unknown = ~frame["waba_id"].isin(known).to_numpy() & ~bad
+        check(unknown, "unknown_account", "waba_id",
+              ("account " + frame["waba_id"].map(repr).astype(str) + " is not in the accounts file: message left out"
+               ).to_numpy(dtype=object))
+    if bad.any():
+        frame = frame[~bad].reset_index(drop=True)
+    for c in MESSAGE_OUTPUT_COLUMNS:
+        if c not in MESSAGE_TIMESTAMPS and c != "row":
+            frame[c] = frame[c].astype("str").fillna("")
+    frame["row"] = frame["row"].astype("int64")
+    return frame[MESSAGE_OUTPUT_COLUMNS]
+
+
+# =========================================================================== accounts
+def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
+    """Read the accounts file(s): ``ACCOUNT_COLUMNS`` + ``source``, ``row``.
+
+    Defaults: ``timezone`` UTC, ``portfolio_id`` = ``waba_id``, ``name`` = ``waba_id``. An
+    account row is unusable on its own, so an empty ``waba_id``, an invalid IANA timezone, an
+    unknown currency or a duplicated ``waba_id`` raise :class:`InputError` naming row and column.
+    A ``business_country`` that is not two letters → warning ``bad_business_country`` (left empty).
+    """
+    from zoneinfo import available_timezones
+
+    frames = []
+    for p in _expand(path, TABLE_SUFFIXES):
+        raw = _read_any_table(p, quality)
+        raw = _normalise_header(raw)
+        _require(raw, ("waba_id", "currency"), p)
+        _extra_columns(raw, set(ACCOUNT_COLUMNS) | {"source", "row"}, p, quality)
+        n = len(raw)
+        part = pd.DataFrame({c: (_strings(raw[c]) if c in raw.columns else pd.Series([""] * n, dtype="str"))
+                             for c in ACCOUNT_COLUMNS})
+        part["source"] = p
+        part["row"] = raw["__row"].to_numpy(dtype=np.int64)
+        frames.append(part)
+    if not frames:
+        raise InputError("no accounts file given")
+    acc = pd.concat(frames, ignore_index=True)
+    acc["timezone"] = acc["timezone"].where(acc["timezone"] != "", "UTC")
+    acc["currency"] = acc["currency"].str.upper()
+    acc["business_country"] = acc["business_country"].str.upper()
+    acc["portfolio_id"] = acc["portfolio_id"].where(acc["portfolio_id"] != "", acc["waba_id"])
+    acc["name"] = acc["name"].where(acc["name"] != "", acc["waba_id"])
+
+    def first_bad(mask, column, message):
+        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(idx):
+            i = idx[0]
+            raise InputError(message(acc.iloc[i]), source=acc["source"].iat[i], row=int(acc["row"].iat[i]),
+                             column=column)
+
+    first_bad(acc["waba_id"] == "", "waba_id", lambda r: "empty waba_id")
+    zones = available_timezones() | {"UTC"}
+    first_bad(~acc["timezone"].isin(zones), "timezone", lambda r: f"{r['timezone']!r} is not an IANA timezone")
+    first_bad(~acc["currency"].isin(CURRENCIES), "currency",
+              lambda r: f"{r['currency']!r} is not an ISO 4217 currency")
+    first_bad(acc["waba_id"].duplicated(), "waba_id", lambda r: f"waba_id {r['waba_id']!r} listed twice")
+    bad_country = (acc["business_country"] != "") & ~acc["business_country"].str.fullmatch(r"[A-Z]{2}").fillna(False)
+    if bad_country.any():
+        _report(quality, "warning", "bad_business_country", acc, bad_country.to_numpy(), "business_country",
+                "business_country is not an ISO alpha-2 code: left empty", id_column=None)
+        acc.loc[bad_country, "business_country"] = ""
+    for c in ACCOUNT_COLUMNS + ["source"]:
+        acc[c] = acc[c].astype("str")
+    return acc[ACCOUNT_COLUMNS + ["source", "row"]].reset_index(drop=True)
+
+
+def _read_any_table(path: str, quality: QualityLog) -> pd.DataFrame:
+    data = locations.read_bytes(path)
+    ext = _ext(path)
+    if ext in CSV_SUFFIXES:
+        raw = _read_csv(data, path)
+    elif ext in PARQUET_SUFFIXES:
+        raw = _read_parquet(data, path)
+    else:
+        return _read_jsonl_rows(_split_lines(data, path), path, quality)
+    raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+    return raw
+
+
+# =========================================================================== invoice
+_INVOICE_CATEGORY_SPELLINGS = {"referral_conversion": "free_entry_point", "marketing_lite": "marketing",
+                               "free_entry": "free_entry_point"}
+_PRICING_TYPE_SPELLINGS = {"free_entry": "free_entry_point", "referral_conversion": "free_entry_point"}
+
+
+def normalise_invoice_category(values: pd.Series) -> pd.Series:
+    """Category spelling rules (rule book section 7): lower case, hyphen → underscore,
+    ``referral_conversion`` → ``free_entry_point``, ``marketing_lite`` → ``marketing``."""
+    return _enum(values.astype("str").fillna("").str.strip()).replace(_INVOICE_CATEGORY_SPELLINGS)
+
+
+def normalise_pricing_type(values: pd.Series) -> pd.Series:
+    return _enum(values.astype("str").fillna("").str.strip()).replace(_PRICING_TYPE_SPELLINGS)
+
+
+def read_invoice(paths, quality: QualityLog, *, accounts: pd.DataFrame | None, market_map: pd.DataFrame,
+                 period=None) -> tuple[pd.DataFrame, list[InputInfo]]:
+    """Read invoice lines (CSV/Parquet/JSON Lines) and analytics exports into one frame.
+
+    Columns ``INVOICE_COLUMNS`` + ``display_phone_number``, ``market_reported`` (the market as
+    written, before a country code was mapped), ``source``, ``row``; ``quantity`` int64,
+    ``amount`` float64, empty ``currency`` stays "". Findings (errors, line left out):
+    ``bad_quantity``, ``bad_amount``, ``negative_amount``, ``unknown_currency``,
+    ``bad_billing_month``, ``unknown_pricing_model``, ``unknown_category``,
+    ``unknown_pricing_type``, ``invoice_unknown_account``. Currency mismatches and lines outside
+    the period are kept (the compare step reports them); ``period`` is accepted for symmetry.
+    """
+    from .meta_analytics import ANALYTICS_KEYS, read_analytics
+
+    frames, infos = [], []
+    for path in _expand(paths, TABLE_SUFFIXES):
+        data = locations.read_bytes(path)
+        ext = _ext(path)
+        if ext in (".json", ".json.gz"):
+            doc = _maybe_json_document(data, path)
+            if isinstance(doc, dict) and any(k in doc for k in ANALYTICS_KEYS):
+                part = read_analytics(doc, path, quality, accounts=accounts, market_map=market_map)
+                frames.append(part)
+                infos.append(InputInfo("invoice", path, len(part), _sha256(data)))
+                continue
+        if ext in CSV_SUFFIXES:
+            raw = _read_csv(data, path)
+            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+        elif ext in PARQUET_SUFFIXES:
+            raw = _read_parquet(data, path)
+            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+        else:
+            raw = _read_jsonl_rows(_split_lines(data, path), path, quality)
+        n_rows = len(raw)
+        frames.append(_invoice_from_raw(raw, path, quality, accounts, market_map))
+        infos.append(InputInfo("invoice", path, n_rows, _sha256(data)))
+    if not frames:
+        return _empty_invoice(), infos
+    out = pd.concat(frames, ignore_index=True)
+    return out[INVOICE_OUTPUT_COLUMNS], infos
+
+
+def _maybe_json_document(data: bytes, path: str):
+    text = _text(_decompress(data, path), path)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None   # JSON Lines, read as rows
+
+
+def _empty_invoice() -> pd.DataFrame:
+    cols = {c: pd.Series(dtype="str") for c in INVOICE_OUTPUT_COLUMNS}
+    cols["quantity"] = pd.Series(dtype="int64")
+    cols["amount"] = pd.Series(dtype="float64")
+    cols["row"] = pd.Series(dtype="int64")
+    return pd.DataFrame(cols)
+
+
+def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, accounts, market_map) -> pd.DataFrame:
+    from ..rules.markets import country_to_market
+
+    raw = _normalise_header(raw)
+    _require(raw, REQUIRED_INVOICE_COLUMNS, path)
+    _extra_columns(raw, set(INVOICE_OUTPUT_COLUMNS), path, quality)
+    n = len(raw)
+    if n == 0:
+        return _empty_invoice()
+    f = pd.DataFrame({c: (_strings(raw[c]) if c in raw.columns else pd.Series([""] * n, dtype="str"))
+                      for c in INVOICE_COLUMNS + ["display_phone_number"]})
+    f["source"] = path
+    f["row"] = raw["__row"].to_numpy(dtype=np.int64)
+    f["message_id"] = ""
+    bad = np.zeros(n, dtype=bool)
+
+    def check(mask, code, column, detail):
+        nonlocal bad
+        mask = np.asarray(mask, dtype=bool) & ~bad
+        _report(quality, "error", code, f, mask, column, detail, id_column=None)
+        bad |= mask
+
+    def shown(col):
+        return (f"{col} " + f[col].map(repr).astype(str)).to_numpy(dtype=object)
+
+    qty_text = f["quantity"].str.replace(",", "", regex=False)
+    qty = pd.to_numeric(qty_text, errors="coerce").to_numpy(dtype="float64")
+    check(np.isnan(qty) | (qty < 0) | (np.nan_to_num(qty) != np.floor(np.nan_to_num(qty))), "bad_quantity",
+          "quantity", shown("quantity") + " is not a whole non-negative number: line left out")
+    amt_text = f["amount"].str.replace(",", "", regex=False)
+    amt = pd.to_numeric(amt_text, errors="coerce").to_numpy(dtype="float64")
+    check(np.isnan(amt) | np.isinf(amt), "bad_amount", "amount", shown("amount") + " is not a number: line left out")
+    check(amt < 0, "negative_amount", "amount", shown("amount") + " is negative: line left out")
+    f["currency"] = f["currency"].str.upper()
+    check((f["currency"] != "").to_numpy() & ~f["currency"].isin(CURRENCIES).to_numpy(), "unknown_currency",
+          "currency", shown("currency") + " is not an ISO 4217 currency: line left out")
+    month = f["billing_month"]
+    month = month.where(~month.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False), month.str[:7])
+    f["billing_month"] = month
+    check(~month.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])").fillna(False).to_numpy(dtype=bool), "bad_billing_month",
+          "billing_month", shown("billing_month") + " is not YYYY-MM: line left out")
+    f["pricing_model"] = f["pricing_model"].str.upper()
+    check(~f["pricing_model"].isin(PRICING_MODELS).to_numpy(), "unknown_pricing_model", "pricing_model",
+          shown("pricing_model") + " is not NBP, CBP or PMP: line left out")
+    f["category"] = normalise_invoice_category(f["category"])
+    f["pricing_type"] = normalise_pricing_type(f["pricing_type"])
+    check(~f["category"].isin(CATEGORIES).to_numpy(), "unknown_category", "category",
+          shown("category") + " is not a known category: line left out")
+    check(~f["pricing_type"].isin(PRICING_TYPES).to_numpy(), "unknown_pricing_type", "pricing_type",
+          shown("pricing_type") + " is not a known pricing type: line left out")
+    # a free entry point line is category free_entry_point whatever template it names (rule book section 0)
+    fep = (f["pricing_type"] == "free_entry_point") | (f["category"] == "free_entry_point")
+    f.loc[fep, "category"] = "free_entry_point"
+    f.loc[fep, "pricing_type"] = "free_entry_point"
+    if accounts is not None:
+        check(~f["waba_id"].isin(set(accounts["waba_id"].astype(str))).to_numpy(), "invoice_unknown_account",
+              "waba_id", shown("waba_id") + " is not an account of this run: line left out")
+
+    # market: a two-letter country code → its market through the market map; names get the map's spelling
+    f["market_reported"] = f["market"]
+    f["market"] = canonical_markets(f["market"], market_map)
+    f["quantity"] = np.where(bad, 0, np.nan_to_num(qty)).astype("int64")
+    f["amount"] = amt
+    out = f[~bad].reset_index(drop=True)
+    return out[INVOICE_OUTPUT_COLUMNS]
+
+
+def canonical_markets(values: pd.Series, market_map: pd.DataFrame) -> pd.Series:
+    """Market names as the market map spells them; two-letter country codes mapped to their market."""
+    from ..rules.markets import country_to_market
+
+    values = values.astype("str").fillna("").str.strip()
+    known_countries = set(market_map["country"])
+    upper = values.str.upper()
+    is_country = values.str.fullmatch(r"[A-Za-z]{2}").fillna(False) & upper.isin(known_countries)
+    out = values.copy()
+    if is_country.any():
+        out[is_country] = country_to_market(upper[is_country].to_numpy(), market_map)
+    names = {m.lower(): m for m in market_map["market"].unique()}
+    names.setdefault("other", "Other")
+    lowered = out.str.lower()
+    mapped = lowered.map(names)
+    return mapped.where(mapped.notna(), out).astype("str")
+
+
+# =========================================================================== rate cards
+def read_rate_cards(paths, quality: QualityLog) -> tuple[pd.DataFrame, list[InputInfo]]:
+    """Read rate cards (long format and Meta's wide CSV); see :mod:`reconcile.io.rate_cards`."""
+    from .rate_cards import read_rate_cards as _read
+
+    return _read(paths, quality)
