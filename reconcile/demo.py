@@ -652,3 +652,22 @@ def pricing_analytics_export(lines: pd.DataFrame, period: str) -> dict:
                        "pricing_type": r["pricing_type"].upper(), "pricing_category": category,
                        "volume": int(r["quantity"]), "cost": round(float(r["amount"]), 4)})
     return {"pricing_analytics": {"data": [{"data_points": points}]}, "id": lines["waba_id"].iat[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reconcile.demo DIR [SEED]``: write the demo inputs only (the docker-compose stack
+    uploads them to MinIO); ``reconcile demo`` also runs the reconciliation on them."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or len(args) > 2:
+        print("usage: python -m reconcile.demo DIR [SEED]", file=sys.stderr)
+        return 2
+    inputs = write_demo_inputs(args[0], int(args[1]) if len(args) > 1 else 7)
+    for period, p in inputs.periods.items():
+        print(f"{period}: {len(p.messages)} message folders, invoices {', '.join(p.invoices)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
