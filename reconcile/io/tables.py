@@ -104,7 +104,7 @@ def _text(data: bytes, path: str) -> str:
         raise InputError(f"not UTF-8 text (byte {exc.start}): re-export it as UTF-8", source=path) from exc
 
 
-def _read_csv(data: bytes, path: str) -> pd.DataFrame:
+def _read_csv(data: bytes, path: str, quality: QualityLog | None = None) -> pd.DataFrame:
     """Every column as a string; empty cells as ""; UTF-8 (BOM tolerated) checked."""
     import csv
     import pyarrow as pa
@@ -128,8 +128,36 @@ def _read_csv(data: bytes, path: str) -> pd.DataFrame:
         msg = str(exc)
         if "utf8" in msg.lower():
             raise InputError("not UTF-8 text: re-export it as UTF-8", source=path) from exc
+        if "expected" in msg.lower() and "columns" in msg.lower() and quality is not None:
+            return _read_ragged_csv(data, path, quality)
         raise InputError(f"not a readable CSV file ({msg.splitlines()[0]})", source=path) from exc
-    return _arrow_to_frame(table)
+    frame = _arrow_to_frame(table)
+    frame["__row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame
+
+
+def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFrame:
+    """Slow path for a CSV with rows of the wrong field count: those rows become errors
+    ``bad_row`` (left out), the others keep their 1-based data row numbers."""
+    import csv
+
+    reader = csv.reader(io.StringIO(_text(data, path)))
+    header = next(reader, [])
+    width = len(header)
+    records, rows = [], []
+    for i, rec in enumerate(reader, start=1):
+        if len(rec) != width:
+            if not rec:
+                continue
+            quality.add("error", "bad_row", source=path, row=i,
+                        detail=f"{len(rec)} fields where the header has {width}: row left out")
+            continue
+        records.append(rec)
+        rows.append(i)
+    frame = pd.DataFrame(records, columns=header, dtype="str") if records else \
+        pd.DataFrame({c: pd.Series(dtype="str") for c in header})
+    frame["__row"] = np.asarray(rows, dtype=np.int64)
+    return frame
 
 
 def _arrow_to_frame(table) -> pd.DataFrame:
@@ -331,8 +359,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
         data = locations.read_bytes(path)
         ext = _ext(path)
         if ext in CSV_SUFFIXES:
-            raw = _read_csv(data, path)
-            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+            raw = _read_csv(data, path, quality)
         elif ext in PARQUET_SUFFIXES:
             raw = _read_parquet(data, path)
             raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
@@ -507,13 +534,12 @@ def _read_any_table(path: str, quality: QualityLog) -> pd.DataFrame:
     data = locations.read_bytes(path)
     ext = _ext(path)
     if ext in CSV_SUFFIXES:
-        raw = _read_csv(data, path)
-    elif ext in PARQUET_SUFFIXES:
+        return _read_csv(data, path, quality)
+    if ext in PARQUET_SUFFIXES:
         raw = _read_parquet(data, path)
-    else:
-        return _read_jsonl_rows(_split_lines(data, path), path, quality)
-    raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
-    return raw
+        raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+        return raw
+    return _read_jsonl_rows(_split_lines(data, path), path, quality)
 
 
 # =========================================================================== invoice
@@ -558,8 +584,7 @@ def read_invoice(paths, quality: QualityLog, *, accounts: pd.DataFrame | None, m
                 infos.append(InputInfo("invoice", path, len(part), _sha256(data)))
                 continue
         if ext in CSV_SUFFIXES:
-            raw = _read_csv(data, path)
-            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
+            raw = _read_csv(data, path, quality)
         elif ext in PARQUET_SUFFIXES:
             raw = _read_parquet(data, path)
             raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
