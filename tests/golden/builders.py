@@ -84,3 +84,43 @@ def market_map_frame() -> pd.DataFrame:
     pairs = [("BR", "Brazil"), ("IN", "India"), ("US", "North America"), ("CA", "North America"),
              ("DE", "Germany"), ("GB", "United Kingdom"), ("MX", "Mexico"), ("AR", "Argentina")]
     return pd.DataFrame(pairs, columns=["country", "market"]).astype("str")
+
+
+class WindowRun:
+    """Outputs of dedupe + window_units on hand-written rows (see :func:`run_windows`)."""
+
+    def __init__(self, units, coverage, counts, dedupe_counts, findings):
+        self.units, self.coverage, self.counts = units, coverage, counts
+        self.dedupe_counts, self.findings = dedupe_counts, findings
+
+    def unit(self, opening_message_id: str) -> dict:
+        """The raw unit opened by a message, as a dict (fails if there is not exactly one)."""
+        sel = self.units[self.units["opening_message_id"] == opening_message_id]
+        assert len(sel) == 1, f"{len(sel)} units opened by {opening_message_id}"
+        return sel.iloc[0].to_dict()
+
+    def summary(self) -> list[tuple]:
+        """``(opening_message_id, category, pricing_type, message_count)`` per unit, by opened_at."""
+        u = self.units.sort_values(["opened_at", "opening_message_id"])
+        return list(zip(u["opening_message_id"], u["category"], u["pricing_type"], u["message_count"].astype(int)))
+
+    def outcome(self) -> dict:
+        """message_id → (outcome, unit_opening_message_id) for every billable outbound message."""
+        return {m: (o, op) for m, o, op in zip(self.coverage["message_id"], self.coverage["outcome"],
+                                              self.coverage["unit_opening_message_id"])}
+
+    def codes(self) -> list[tuple]:
+        """Sorted ``(severity, code, message_id)`` of every finding."""
+        f = self.findings
+        return sorted(zip(f["severity"], f["code"], f["message_id"]))
+
+
+def run_windows(rows: list[dict], accounts=None, market_map=None) -> WindowRun:
+    from reconcile.engine import dedupe_messages, window_units
+    from reconcile.quality import QualityLog
+
+    quality = QualityLog()
+    deduped, dedupe_counts = dedupe_messages(messages_frame(rows), quality)
+    units, coverage, counts = window_units(deduped, accounts if accounts is not None else accounts_frame(),
+                                           market_map if market_map is not None else market_map_frame(), quality)
+    return WindowRun(units, coverage, counts, dedupe_counts, quality.frame())
