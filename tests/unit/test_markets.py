@@ -1,0 +1,105 @@
+"""Number → country → market (rule book section 0, "Market") and the default market map."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+import pytest
+
+from reconcile.quality import InputError
+from reconcile.rules.markets import country_to_market, load_market_map, resolve_numbers
+
+
+@pytest.fixture(scope="module")
+def market_map():
+    return load_market_map()
+
+
+CASES = [
+    ("12025550123", "US", "North America"),
+    ("14165550123", "CA", "North America"),
+    ("18765550123", "JM", "Rest of Latin America"),
+    ("17875550123", "PR", "Rest of Latin America"),
+    ("18095550123", "DO", "Rest of Latin America"),
+    ("5511987650001", "BR", "Brazil"),
+    ("919876500006", "IN", "India"),
+    ("447700900123", "GB", "United Kingdom"),
+    ("447911123456", "GG", "United Kingdom"),
+    ("79161234567", "RU", "Russia"),
+    ("77011234567", "KZ", "Other"),
+    ("4915123456789", "DE", "Germany"),
+    ("33612345678", "FR", "France"),
+    ("97312345678", "BH", "Rest of Middle East"),
+    ("254712345678", "KE", "Rest of Africa"),
+    ("61412345678", "AU", "Rest of Asia Pacific"),
+    ("48512345678", "PL", "Rest of Central & Eastern Europe"),
+    ("46701234567", "SE", "Rest of Western Europe"),
+]
+
+
+def test_known_numbers(market_map):
+    got = resolve_numbers([n for n, _, _ in CASES], market_map)
+    assert got["country"].tolist() == [c for _, c, _ in CASES]
+    assert got["market"].tolist() == [m for _, _, m in CASES]
+    assert set(got["problem"]) == {""}
+
+
+def test_problems_and_alignment(market_map):
+    numbers = ["5511987650001", "", "12a45", "999123456", "8001234567", "1", None, "+44 7700 900123",
+               "5511987650001", "12999999999"]
+    got = resolve_numbers(pd.Series(numbers, dtype="object"), market_map)
+    assert got.values.tolist() == [
+        ["BR", "Brazil", ""],
+        ["", "Other", "unparseable_number"],
+        ["", "Other", "unparseable_number"],
+        ["", "Other", "unknown_calling_code"],
+        ["", "Other", "unknown_calling_code"],      # +800: non-geographic, no country
+        ["", "Other", "unparseable_number"],
+        ["", "Other", "unparseable_number"],
+        ["GB", "United Kingdom", ""],
+        ["BR", "Brazil", ""],
+        ["US", "North America", ""],               # unassigned area code 299: the code's main region
+    ]
+
+
+def test_validity_is_not_a_criterion(market_map):
+    # too short to be a valid Brazilian number, still priced as Brazil by calling code
+    assert not phonenumbers.is_valid_number(phonenumbers.parse("+5511"))
+    assert resolve_numbers(["5511"], market_map).values.tolist() == [["BR", "Brazil", ""]]
+
+
+def test_matches_phonenumbers_region_for_shared_codes(market_map):
+    rng = np.random.default_rng(7)
+    codes = rng.choice(["1", "7", "44", "39", "47", "61", "262", "590", "599", "358", "212", "290"], 400)
+    numbers = [c + str(n) for c, n in zip(codes, rng.integers(10**7, 10**10, 400))]
+    got = resolve_numbers(numbers, market_map)["country"].tolist()
+    for number, country in zip(numbers, got):
+        region = phonenumbers.region_code_for_number(phonenumbers.parse("+" + number))
+        if region and not number.startswith("1"):
+            assert country == region, number
+
+
+def test_categorical_input_gives_same_answer(market_map):
+    numbers = pd.Series([n for n, _, _ in CASES] * 3)
+    assert resolve_numbers(numbers.astype("category"), market_map).equals(resolve_numbers(numbers, market_map))
+
+
+def test_default_map_covers_every_phonenumbers_region(market_map):
+    assert set(phonenumbers.SUPPORTED_REGIONS) <= set(market_map["country"])
+    assert not market_map["country"].duplicated().any()
+    assert market_map.set_index("country").loc[["US", "CA", "GG", "BS", "ZW"], "market"].tolist() == [
+        "North America", "North America", "United Kingdom", "Other", "Other"]
+
+
+def test_country_to_market_unknown_is_other(market_map):
+    assert country_to_market(["br", "XX", "", None], market_map).tolist() == ["Brazil", "Other", "Other", "Other"]
+
+
+def test_market_map_file_replaces_default_and_is_validated(tmp_path):
+    (tmp_path / "m.csv").write_text("country,market\nBR,LatAm\n")
+    mm = load_market_map(str(tmp_path / "m.csv"))
+    assert resolve_numbers(["5511987650001", "12025550123"], mm)["market"].tolist() == ["LatAm", "Other"]
+    (tmp_path / "bad.csv").write_text("country,region\nBR,LatAm\n")
+    with pytest.raises(InputError) as err:
+        load_market_map(str(tmp_path / "bad.csv"))
+    assert err.value.column == "market"
