@@ -168,8 +168,8 @@ def _arrow_to_frame(table) -> pd.DataFrame:
     for name, col in zip(table.column_names, table.columns):
         t = col.type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            col = pc.fill_null(col, "")
-            cols[name] = pd.Series(col.to_pandas(types_mapper=None), dtype="str").fillna("")
+            col = pc.fill_null(col, "").cast(pa.large_string())
+            cols[name] = pd.Series(pd.arrays.ArrowStringArray(col, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
         elif pa.types.is_timestamp(t) or pa.types.is_date(t):
             cols[name] = col.to_pandas()
         elif pa.types.is_null(t):
@@ -246,8 +246,21 @@ def _strings(values: pd.Series) -> pd.Series:
 
 
 def _enum(values: pd.Series) -> pd.Series:
-    """Normalise an enum spelling: lower case, spaces and hyphens → ``_``."""
-    return values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+    """Normalise an enum spelling: trimmed, lower case, runs of spaces and hyphens → ``_``.
+    Enum columns hold few distinct values: each is normalised once and mapped back."""
+    codes, uniques = pd.factorize(values.astype("str").fillna(""), use_na_sentinel=False)
+    fixed = np.array([re.sub(r"[\s\-]+", "_", str(u).strip().lower()) for u in uniques] + [""], dtype=object)
+    from ..rules.markets import take_strings
+
+    return take_strings(fixed, np.asarray(codes)).set_axis(values.index)
+
+
+def _digits_only(values: pd.Series) -> pd.Series:
+    """User numbers: drop a leading ``+`` and spaces (only when some value has them)."""
+    values = values.astype("str").fillna("")
+    if values.str.contains("+", regex=False).any() or values.str.contains(" ", regex=False).any():
+        values = values.str.replace("+", "", regex=False).str.replace(" ", "", regex=False)
+    return values
 
 
 def parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -314,6 +327,15 @@ def _report(quality: QualityLog, severity: str, code: str, frame: pd.DataFrame, 
                      row=sub["row"].to_numpy(dtype=np.int64), column=column,
                      message_id=(sub[id_column].to_numpy(dtype=object) if id_column else None),
                      detail=detail)
+
+
+def _detail(values: pd.Series, mask: np.ndarray, template: str) -> np.ndarray:
+    """Per-row detail text, formatted only for the rows in ``mask`` (cheap when few are bad)."""
+    out = np.full(len(values), "", dtype=object)
+    idx = np.flatnonzero(mask)
+    if len(idx):
+        out[idx] = [template.format(str(v)) for v in values.iloc[idx].tolist()]
+    return out
 
 
 def _require(frame: pd.DataFrame, required, path: str) -> None:
@@ -425,9 +447,9 @@ def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, acco
         return _empty_messages()
     frame = frame.copy()
     frame["message_id"] = frame["message_id"].astype("str").fillna("").str.strip()
-    frame["user_wa_id"] = frame["user_wa_id"].astype("str").fillna("").str.replace(r"[+\s]", "", regex=True)
+    frame["user_wa_id"] = _digits_only(frame["user_wa_id"])
     for c in ("direction", "status", "message_kind", "template_category", "entry_point"):
-        frame[c] = _enum(frame[c].astype("str").fillna("").str.strip())
+        frame[c] = _enum(frame[c])
     cat = frame["template_category"]
     frame["template_category"] = cat.replace(_CATEGORY_SPELLINGS)
     bad = np.zeros(n, dtype=bool)
@@ -449,13 +471,12 @@ def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, acco
         values = frame[col]
         mask = ~values.isin(allowed).to_numpy()
         if mask.any():
-            check(mask, code, col, ("value " + values.map(repr).astype(str) + f" is not one of {', '.join(a for a in allowed if a)}").to_numpy(dtype=object))
+            check(mask, code, col, _detail(values, mask, "value {!r} is not one of "
+                                           + ", ".join(a for a in allowed if a)))
     for col in MESSAGE_TIMESTAMPS:
         parsed, bad_ts, naive = parse_instants(frame[col])
         if bad_ts.any():
-            shown = _strings(frame[col]) if frame[col].dtype.kind != "M" else frame[col].astype(str)
-            check(bad_ts, "bad_timestamp", col,
-                  ("unreadable timestamp " + shown.map(repr).astype(str) + ": row left out").to_numpy(dtype=object))
+            check(bad_ts, "bad_timestamp", col, _detail(frame[col], bad_ts, "unreadable timestamp {!r}: row left out"))
         if naive.any():
             check(naive & ~bad, "timestamp_without_offset", col, "timestamp without offset read as UTC",
                   severity="warning")
@@ -464,8 +485,7 @@ def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, acco
         known = set(accounts["waba_id"].astype(str))
         unknown = ~frame["waba_id"].isin(known).to_numpy() & ~bad
         check(unknown, "unknown_account", "waba_id",
-              ("account " + frame["waba_id"].map(repr).astype(str) + " is not in the accounts file: message left out"
-               ).to_numpy(dtype=object))
+              _detail(frame["waba_id"], unknown, "account {!r} is not in the accounts file: message left out"))
     if bad.any():
         frame = frame[~bad].reset_index(drop=True)
     for c in MESSAGE_OUTPUT_COLUMNS:
@@ -638,7 +658,9 @@ def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, account
         bad |= mask
 
     def shown(col):
-        return (f"{col} " + f[col].map(repr).astype(str)).to_numpy(dtype=object)
+        out = np.full(n, "", dtype=object)
+        out[:] = [f"{col} {v!r}" for v in f[col].tolist()]   # invoice files are small (line items)
+        return out
 
     qty_text = f["quantity"].str.replace(",", "", regex=False)
     qty = pd.to_numeric(qty_text, errors="coerce").to_numpy(dtype="float64")
