@@ -207,14 +207,43 @@ def decode(codes: np.ndarray, names) -> pd.Series:
 
 
 def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
-    """Factorise strings with *sorted* uniques (order independent of input order)."""
-    enc = pc.dictionary_encode(arrow_strings(values))
+    """Factorise strings with *sorted* uniques (order independent of input order).
+
+    Digit strings of at most 17 digits (E.164 user numbers) are parsed to integers and factorised
+    as ``value * 32 + length`` (keeps leading zeros distinct), much cheaper than hashing strings;
+    anything else falls back to arrow's dictionary encoding. Codes follow the sorted uniques.
+    """
+    arr = arrow_strings(values)
+    numeric = _digit_values(arr)
+    if numeric is not None:
+        codes, uniques = pd.factorize(numeric, sort=True)
+        digits = (uniques // 32).astype(np.int64)
+        width = (uniques % 32).astype(np.int64)
+        names = [str(d).zfill(int(w)) for d, w in zip(digits.tolist(), width.tolist())]
+        return codes.astype(np.int64, copy=False), pa.array(names, type=pa.string())
+    enc = pc.dictionary_encode(arr)
     dictionary = enc.dictionary
     order = np.asarray(pc.sort_indices(dictionary), dtype=np.int64)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(order) else np.zeros(len(enc), np.int64)
     return codes, pc.take(dictionary, pa.array(order))
+
+
+def _digit_values(arr: pa.Array) -> np.ndarray | None:
+    """``value * 32 + length`` of each string if all are 1..17 ASCII digits, else ``None``."""
+    if len(arr) == 0:
+        return None
+    lengths = np.asarray(pc.binary_length(arr), dtype=np.int64)
+    if lengths.min() < 1 or lengths.max() > 17:
+        return None
+    if not pc.all(pc.match_substring_regex(arr, r"^[0-9]+$")).as_py():
+        return None
+    try:
+        values = np.asarray(pc.cast(arr, pa.int64()), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return values * 32 + lengths
 
 
 # =========================================================================== events

@@ -301,13 +301,13 @@ def _mask(n: int, positions: np.ndarray) -> np.ndarray:
 
 
 def _month_codes(days: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Billing month (``YYYY-MM``) codes of local days, and the month names."""
+    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names."""
     if len(days) == 0:
         return np.zeros(0, dtype=np.int64), []
-    month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)
-    uniq, inv = np.unique(month, return_inverse=True)
-    names = [str(x) for x in np.datetime_as_string(uniq.astype("M8[M]"), unit="M")]
-    return inv.astype(np.int64), names
+    month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)     # months since 1970-01
+    first, last = int(month.min()), int(month.max())
+    names = [f"{1970 + m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, last + 1)]
+    return month - first, names
 
 
 def _markets(uuser, urows, user_names, deduped, market_map, quality, resolve_numbers):
