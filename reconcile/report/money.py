@@ -128,4 +128,7 @@ def escape_formula(values) -> pd.Series:
 
 def escape_text(value: str) -> str:
     """:func:`escape_formula` for one scalar string (headers, parameters, single cells)."""
-    return escape_formula(pd.Series([value], dtype=object)).iloc[0]
+    value = re.sub(_ILLEGAL_XML, "", value)
+    if value[:1] in FORMULA_TRIGGERS or value in _ERROR_LITERALS:
+        return "'" + value
+    return value

@@ -300,7 +300,7 @@ def _splice_rows(path: Path, rows_by_sheet: dict[str, bytes]) -> None:
                 target = targets[rid]
                 files[target if target.startswith("xl/") else f"xl/{target}"] = rows_by_sheet[title]
         handle, temporary = tempfile.mkstemp(suffix=".xlsx", dir=str(Path(path).parent))
-        with open(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as target_zip:
+        with open(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target_zip:
             for info in source.infolist():
                 data = source.read(info.filename)
                 if info.filename in files:
@@ -308,7 +308,7 @@ def _splice_rows(path: Path, rows_by_sheet: dict[str, bytes]) -> None:
                         data = data.replace(b"<sheetData/>", b"<sheetData>" + files[info.filename] + b"</sheetData>")
                     else:
                         data = data.replace(b"</sheetData>", files[info.filename] + b"</sheetData>", 1)
-                target_zip.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+                target_zip.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
     shutil.move(temporary, path)
 
 
