@@ -23,17 +23,23 @@ class EngineResult:
     units: pd.DataFrame       # priced units of the period (billable_units.csv shape)
     raw_units: pd.DataFrame   # every unit the windowing created over all the history given
     coverage: pd.DataFrame    # one row per billable outbound message: how it was charged
-    counts: dict              # input_rows, duplicates_merged, conflicting_duplicates, inbound, ...
+    counts: dict              # input_rows, duplicates_merged, conflicting_duplicates, inbound, non_billable,
+    #                           billable_outbound, rejected, raw_units (all history), units (period), ...
 
 
 def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.DataFrame, market_map: pd.DataFrame,
                   period, quality: QualityLog) -> EngineResult:
     """Dedupe → window → finalize (price) the units of ``period``."""
+    from ..contracts import Period
     from .accounts import finalize_units
 
+    if isinstance(period, str):
+        period = Period.parse(period)
     deduped, counts = dedupe_messages(messages, quality)
     raw_units, coverage, window_counts = window_units(deduped, accounts, market_map, quality)
+    window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)
     counts.update(final_counts or {})
+    counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
