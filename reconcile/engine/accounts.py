@@ -55,6 +55,9 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     counts = {"units_before_period": int(before.sum()), "units_after_period": int(after.sum())}
     units = units[~before & ~after].reset_index(drop=True)
     units = _join_accounts(units, accounts, quality)
+    # one sort into delivery order (section 0 "Ties": instant, then message id); every ranking below
+    # is a stable group cumcount over this order
+    units = units.sort_values(["opened_at", "opening_message_id"], kind="stable").reset_index(drop=True)
 
     units = apply_authentication_international(units, table)
     units = apply_service_free(units, regimes)
@@ -125,14 +128,13 @@ def _regime_attr(units: pd.DataFrame, regimes: Sequence[Regime], attr: str, dtyp
 
 def _rank_within(units: pd.DataFrame, mask: np.ndarray, scope: list[str]) -> np.ndarray:
     """1-based rank of each masked unit within its scope, in delivery order (``opened_at``, ties by
-    ``opening_message_id``, rule book section 0 "Ties"); 0 for unmasked units."""
+    ``opening_message_id``, rule book section 0 "Ties"); 0 for unmasked units.
+    ``units`` must already be in delivery order (``finalize_units`` sorts once)."""
     rank = np.zeros(len(units), dtype=np.int64)
     if not mask.any():
         return rank
-    sub = units.loc[mask, scope + ["opened_at", "opening_message_id"]]
-    sub = sub.sort_values(scope + ["opened_at", "opening_message_id"], kind="stable")
-    r = sub.groupby(scope, sort=False).cumcount().to_numpy() + 1
-    rank[sub.index.to_numpy()] = r
+    sub = units.loc[mask, scope]
+    rank[mask] = sub.groupby(scope, sort=False).cumcount().to_numpy() + 1
     return rank
 
 
@@ -211,8 +213,7 @@ def tier_ranks(units: pd.DataFrame) -> np.ndarray:
     paid = (units["pricing_type"] == "regular").to_numpy()
     scope = units["portfolio_id"].where(units["pricing_model"] != "NBP", units["waba_id"])
     tmp = pd.DataFrame({"_scope": scope, "market": units["market"], "category": units["category"],
-                        "billing_month": units["billing_month"], "opened_at": units["opened_at"],
-                        "opening_message_id": units["opening_message_id"]}, index=units.index)
+                        "billing_month": units["billing_month"]}, index=units.index)
     return _rank_within(tmp, paid, ["_scope", "market", "category", "billing_month"])
 
 
