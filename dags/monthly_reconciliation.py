@@ -70,13 +70,13 @@ def monthly_reconciliation():
             locations.set_default_endpoint(endpoint)
             return [f for prefix in plan["messages"] for f in locations.list_files(prefix)]
 
-    @task(multiple_outputs=True)
-    def prepare_shards(plan: dict, message_logs: list[str]) -> dict:
+    @task
+    def prepare_shards(plan: dict, message_logs: list[str]) -> list[dict]:
         from reconcile import shards
 
         with support.aws_environment(plan["aws_conn_id"]) as endpoint:
             config = support.run_config(plan, messages=message_logs, endpoint_url=endpoint)
-            return shards.prepare_shards(config, plan["work_prefix"], plan["shards"])
+            return shards.prepare_shards(config, plan["work_prefix"], plan["shards"])["shards"]
 
     @task(max_active_tis_per_dagrun=16)
     def window_shard(plan: dict, shard: dict) -> dict:
@@ -87,12 +87,13 @@ def monthly_reconciliation():
             return shards.window_shard(config, shard, plan["work_prefix"])
 
     @task
-    def finalize_and_publish(plan: dict, message_logs: list[str], prepared: dict, windowed: list[dict]) -> dict:
+    def finalize_and_publish(plan: dict, message_logs: list[str], windowed: list[dict]) -> dict:
         from reconcile import shards
 
         with support.aws_environment(plan["aws_conn_id"]) as endpoint:
             config = support.run_config(plan, messages=message_logs, endpoint_url=endpoint,
                                         warehouse=support.warehouse_url(plan["warehouse_conn_id"]))
+            prepared = shards.read_prepared(plan["work_prefix"])
             result = shards.finish_sharded_run(config, prepared, list(windowed))
         counts = result.run_record["counts"]
         return {"run_id": result.run_record["run_id"], "out": result.out, "units": counts["units"],
@@ -112,9 +113,9 @@ def monthly_reconciliation():
     invoice = wait_for_invoice(the_plan)
     logs = list_message_logs(the_plan)
     invoice >> logs                      # nothing heavy starts before the invoice is there
-    prepared = prepare_shards(the_plan, logs)
-    windowed = window_shard.partial(plan=the_plan).expand(shard=prepared["shards"])
-    published = finalize_and_publish(the_plan, logs, prepared, windowed)
+    shard_files = prepare_shards(the_plan, logs)
+    windowed = window_shard.partial(plan=the_plan).expand(shard=shard_files)
+    published = finalize_and_publish(the_plan, logs, windowed)
     clean_work_prefix(the_plan, published)
 
 

@@ -30,6 +30,7 @@ and findings between workers through a local folder or an ``s3://`` prefix.
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Iterable, Sequence
 
@@ -45,6 +46,8 @@ HASH_KEY = "reconcile-shards"
 #: order of raw units produced by a single ``window_units`` call: key, then open instant
 RAW_UNIT_ORDER = ["phone_number_id", "user_wa_id", "opened_at", "opening_message_id"]
 COVERAGE_ORDER = ["phone_number_id", "user_wa_id", "charged_at", "message_id"]
+#: name of the JSON summary of stage 1 under the work prefix
+PREPARED_MANIFEST = "prepared.json"
 
 
 # --------------------------------------------------------------------------- hashing and splitting
@@ -188,7 +191,8 @@ def prepare_shards(config, work_prefix: str, n: int) -> dict:
     """Stage 1 (one task): read every message log of ``config.messages``, deduplicate by
     ``message_id`` and write ``n`` Parquet shards under ``work_prefix/shards/``.
 
-    Returns ``{"shards": [{"index", "uri", "rows"}], "counts": {...}, "quality": uri, "inputs": [...]}``.
+    Returns ``{"shards": [{"index", "uri", "rows"}], "counts": {...}, "quality": uri, "inputs": [...]}``,
+    also stored as ``work_prefix/prepared.json`` (:func:`read_prepared`).
     """
     from .engine import dedupe_messages
     from .io import locations, tables
@@ -203,9 +207,18 @@ def prepare_shards(config, work_prefix: str, n: int) -> dict:
     for i, part in enumerate(partition_messages(deduped, n)):
         uri = write_frame(part, join_uri(work_prefix, "shards", f"messages-{i:04d}-of-{n:04d}.parquet"))
         shards.append({"index": i, "uri": uri, "rows": int(len(part))})
-    return {"shards": shards, "counts": _plain(counts),
-            "quality": save_quality(quality, join_uri(work_prefix, "quality", "prepare.parquet")),
-            "inputs": [_info_dict(i) for i in infos]}
+    prepared = {"shards": shards, "counts": _plain(counts),
+                "quality": save_quality(quality, join_uri(work_prefix, "quality", "prepare.parquet")),
+                "inputs": [_info_dict(i) for i in infos]}
+    locations.write_bytes(join_uri(work_prefix, PREPARED_MANIFEST), json.dumps(prepared, indent=1).encode("utf-8"))
+    return prepared
+
+
+def read_prepared(work_prefix: str) -> dict:
+    """The result of :func:`prepare_shards` as stored under ``work_prefix``."""
+    from .io import locations
+
+    return json.loads(locations.read_bytes(join_uri(work_prefix, PREPARED_MANIFEST)).decode("utf-8"))
 
 
 def window_shard(config, shard: dict, work_prefix: str) -> dict:

@@ -211,8 +211,9 @@ def test_three_stages_on_s3_publish_the_same_variance_as_pipeline_run(demo_input
     theirs = reference.quality.frame().assign(source=lambda f: f["source"].str.replace(root, "", regex=False))
     pd.testing.assert_frame_equal(ours.drop(columns="detail").sort_values(["code", "source", "row"]).reset_index(drop=True),
                                   theirs.drop(columns="detail").sort_values(["code", "source", "row"]).reset_index(drop=True))
+    assert shards.read_prepared(work) == prepared
     keys = locations.list_files(work)
     assert sum("/shards/" in k for k in keys) == 3 and sum("/raw_units/" in k for k in keys) == 3
-    assert shards.remove_prefix(work) == len(keys) == 10      # 3 shards, 3 raw units, 4 quality files
+    assert shards.remove_prefix(work) == len(keys) == 11      # 3 shards, 3 raw units, 4 quality, prepared.json
     with pytest.raises(InputError):
         locations.list_files(work)
