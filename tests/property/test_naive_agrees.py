@@ -104,11 +104,14 @@ def scenario(draw, j: int):
             rows.append(dict(message_id=mid, waba_id=waba, phone_number_id=phone, user_wa_id=user,
                              direction="outbound", sent_at=t, status=status, delivered_at=delivered, read_at=read,
                              message_kind=kind, template_category=cat, entry_point=""))
-        if draw(st.integers(0, 9)) == 0:                                  # a duplicate event of the same id
+        dup_kind = draw(st.integers(0, 19))
+        if dup_kind <= 1:                                                 # a duplicate event of the same id
             dup = dict(rows[-1])
             if dup["direction"] == "outbound":
-                dup.update(status="sent", delivered_at=pd.NaT, read_at=pd.NaT)
+                dup.update(status="sent", delivered_at=pd.NaT, read_at=pd.NaT, template_category="")
             rows.append(dup)
+        elif dup_kind == 2:                                               # a conflicting duplicate (other user)
+            rows.append(dict(rows[-1], user_wa_id=USERS[3]))
     frame = pd.DataFrame(rows)[MESSAGE_COLUMNS]
     for c in ("sent_at", "delivered_at", "read_at"):
         frame[c] = pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]")
