@@ -101,7 +101,36 @@ def _text(data: bytes, path: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start}): re-export it as UTF-8", source=path) from exc
+        raise InputError(f"not UTF-8 text ({_encoding_hint(data, exc.start)}): re-export it as UTF-8",
+                         source=path, row=_line_of(data, exc.start)) from exc
+
+
+def _encoding_hint(data: bytes, at: int) -> str:
+    """What the undecodable bytes look like (a UTF-16/32 byte-order mark is named)."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "UTF-32 BE"),
+                      (b"\xff\xfe", "UTF-16 LE"), (b"\xfe\xff", "UTF-16 BE")):
+        if data.startswith(bom):
+            return f"{name} with a byte-order mark"
+    return f"byte {at} is 0x{data[at]:02x}" if at < len(data) else f"byte {at}"
+
+
+def _line_of(data: bytes, at: int) -> int | None:
+    """1-based data row (the header is line 0) holding byte ``at``; None for the header/BOM."""
+    line = data.count(b"\n", 0, at)
+    return line if line >= 1 else None
+
+
+#: longest id accepted in an id column (WhatsApp ids are < 100 characters); longer → ``oversized_value``
+MAX_ID_LENGTH = 256
+#: longest input value quoted in a finding's ``detail`` (longer values are clipped with their length)
+MAX_QUOTED = 120
+
+
+def _clip(value: str, limit: int = MAX_QUOTED) -> str:
+    value = str(value)
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit // 2]}…[{len(value):,} characters]"
 
 
 def _read_csv(data: bytes, path: str, quality: QualityLog | None = None) -> pd.DataFrame:
@@ -116,7 +145,7 @@ def _read_csv(data: bytes, path: str, quality: QualityLog | None = None) -> pd.D
     if not data.strip():
         raise InputError("empty file (no header)", source=path)
     _text(data[:4096].rsplit(b"\n", 1)[0] if len(data) > 4096 else data, path)
-    header = next(csv.reader(io.StringIO(data[:1 << 16].decode("utf-8", "ignore"))), [])
+    header = next(csv.reader(io.StringIO(data[:1 << 16].decode("utf-8", "ignore"), newline="")), [])
     try:
         table = pcsv.read_csv(
             io.BytesIO(data),
@@ -141,15 +170,20 @@ def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFram
     ``bad_row`` (left out), the others keep their 1-based data row numbers."""
     import csv
 
-    reader = csv.reader(io.StringIO(_text(data, path)))
+    # newline="": a bare CR inside an unquoted field ends a record (as in the fast parser) instead of
+    # making the csv module raise; the two halves then come out as ``bad_row`` findings
+    reader = csv.reader(io.StringIO(_text(data, path), newline=""))
     header = next(reader, [])
     width = len(header)
+    names = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+    id_at = names.index("message_id") if "message_id" in names else None
     records, rows = [], []
     for i, rec in enumerate(reader, start=1):
         if len(rec) != width:
             if not rec:
                 continue
-            quality.add("error", "bad_row", source=path, row=i,
+            mid = rec[id_at].strip() if id_at is not None and id_at < len(rec) else ""
+            quality.add("error", "bad_row", source=path, row=i, message_id=_clip(mid, 64),
                         detail=f"{len(rec)} fields where the header has {width}: row left out")
             continue
         records.append(rec)
@@ -191,16 +225,32 @@ def _read_parquet(data: bytes, path: str) -> pd.DataFrame:
 
 
 def _split_lines(data: bytes, path: str) -> list[str]:
-    return _text(_decompress(data, path), path).splitlines()
+    """Lines split on ``\n`` only (a trailing ``\r`` dropped): ``str.splitlines`` would also split
+    inside JSON strings at U+2028, U+0085, form feeds…, which JSON allows unescaped."""
+    text = _text(_decompress(data, path), path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _first_record(lines: list[str]):
-    for line in lines:
+def _first_record(lines: list[str], path: str = ""):
+    """The first line that is a JSON object (lines that are not JSON are skipped here and reported
+    as ``bad_json`` by the reader). A file with lines but no JSON object at all is unusable:
+    :class:`InputError` naming its first line."""
+    first_line = None
+    for i, line in enumerate(lines, start=1):
         if line.strip():
+            first_line = first_line or i
             try:
-                return json.loads(line)
+                rec = json.loads(line)
             except ValueError:
-                return None
+                continue
+            if isinstance(rec, dict):
+                return rec
+    if first_line is not None:
+        raise InputError(f"no line of this JSON Lines file is a JSON object (line {first_line} starts "
+                         f"{_clip(lines[first_line - 1].strip(), 40)!r})", source=path, row=first_line)
     return None
 
 
@@ -334,7 +384,7 @@ def _detail(values: pd.Series, mask: np.ndarray, template: str) -> np.ndarray:
     out = np.full(len(values), "", dtype=object)
     idx = np.flatnonzero(mask)
     if len(idx):
-        out[idx] = [template.format(str(v)) for v in values.iloc[idx].tolist()]
+        out[idx] = [template.format(_clip(v)) for v in values.iloc[idx].tolist()]
     return out
 
 
@@ -387,7 +437,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
             raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
         else:
             lines = _split_lines(data, path)
-            first = _first_record(lines)
+            first = _first_record(lines, path)
             if isinstance(first, dict) and isinstance(first.get("entry"), list):
                 part = read_webhook_lines(lines, path, quality)
                 part = _validate_messages(part, path, quality, accounts, webhook=True)
@@ -463,6 +513,18 @@ def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, acco
 
     check((frame["message_id"] == "").to_numpy(), "empty_message_id", "message_id",
           "row without a message_id: left out")
+    for col in ("message_id", "waba_id", "phone_number_id", "user_wa_id"):
+        lengths = frame[col].str.len().to_numpy(dtype=np.int64, na_value=0)
+        huge = (lengths > MAX_ID_LENGTH) & ~bad
+        if huge.any():
+            # the finding quotes a clipped id (a 1 MB id must not be copied into every output)
+            sub = frame[huge]
+            quality.add_many("error", "oversized_value", source=sub["source"].to_numpy(dtype=object),
+                             row=sub["row"].to_numpy(dtype=np.int64), column=col,
+                             message_id=np.asarray([_clip(v, 64) for v in sub["message_id"].tolist()], dtype=object),
+                             detail=np.asarray([f"{col} of {n:,} characters (limit {MAX_ID_LENGTH}): row left out"
+                                                for n in lengths[huge].tolist()], dtype=object))
+            bad |= huge
     for col, allowed, code in (("direction", DIRECTIONS, "unknown_direction"),
                                ("status", MESSAGE_STATUSES + ("deleted", "expired"), "unknown_status"),
                                ("message_kind", MESSAGE_KINDS + ("",), "unknown_message_kind"),
@@ -659,7 +721,7 @@ def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, account
 
     def shown(col):
         out = np.full(n, "", dtype=object)
-        out[:] = [f"{col} {v!r}" for v in f[col].tolist()]   # invoice files are small (line items)
+        out[:] = [f"{col} {_clip(v)!r}" for v in f[col].tolist()]   # invoice files are small (line items)
         return out
 
     qty_text = f["quantity"].str.replace(",", "", regex=False)
