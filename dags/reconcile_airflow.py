@@ -39,7 +39,7 @@ MONTHLY_DEFAULTS: dict[str, Any] = {
     "wabas": [],
 }
 DISPUTE_DEFAULTS: dict[str, Any] = {
-    **{k: v for k, v in MONTHLY_DEFAULTS.items() if k not in ("report_prefix", "wabas", "shards")},
+    **{k: v for k, v in MONTHLY_DEFAULTS.items() if k not in ("report_prefix", "work_prefix", "wabas", "shards")},
     "dispute_id": "",
     "wabas": [],
     "user_numbers": [],
@@ -156,7 +156,7 @@ def plan_monthly(params: dict, context) -> dict:
         "rate_cards": [p.format(period=slug) for p in params["rate_cards"]],
         "market_map": params.get("market_map") or None,
         "out": params["report_prefix"].format(period=slug),
-        "work_prefix": params["work_prefix"].format(dag_id=dag_id, run_id=run_id, period=slug),
+        "work_prefix": params.get("work_prefix", "").format(dag_id=dag_id, run_id=run_id, period=slug),
         "aws_conn_id": params["aws_conn_id"], "warehouse_conn_id": params.get("warehouse_conn_id") or "",
         "shards": int(params.get("shards", 1)), "tolerance": float(params["tolerance"]),
         "wabas": list(params.get("wabas") or []),
@@ -167,7 +167,7 @@ def plan_monthly(params: dict, context) -> dict:
 def plan_dispute(params: dict, context) -> dict:
     """The plan of a dispute rerun: whole accounts, outputs and warehouse slice scoped to the dispute."""
     dispute_id = params["dispute_id"]
-    plan = plan_monthly({**params, "report_prefix": params["output_prefix"], "shards": 1}, context)
+    plan = plan_monthly({**params, "report_prefix": "", "shards": 1}, context)
     plan["out"] = params["output_prefix"].format(dispute_id=dispute_id, period=plan["period"].replace("..", "_"))
     plan["dispute_id"] = dispute_id
     plan["dispute_users"] = [u.lstrip("+") for u in params.get("user_numbers") or []]

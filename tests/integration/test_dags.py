@@ -41,6 +41,8 @@ pytest.importorskip("airflow")
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+FULL_SLICE_SQL = "SELECT * FROM recon_variance WHERE scope = 'full' ORDER BY waba_id, market, pricing_model, " \
+                 "category, pricing_type"
 PERIOD = "2025-07"
 DISPUTE_ID = "D-42"
 DISPUTED_USER = "5511900000001"
@@ -264,11 +266,13 @@ def test_monthly_dag_ran_three_mapped_shards_and_cleaned_its_work_prefix(monthly
 def test_monthly_dag_wrote_the_full_slice(monthly_run, stack, single_process):
     _, reference = single_process
     schema = stack["schema"]
-    runs = _warehouse_rows(schema, "SELECT scope, period FROM recon_run")
-    assert runs == [("full", PERIOD)]
-    n_variance = _warehouse_rows(schema, "SELECT count(*) FROM recon_variance")[0][0]
-    n_units = _warehouse_rows(schema, "SELECT count(*) FROM recon_unit")[0][0]
-    assert n_variance == len(reference.variance) and n_units == len(reference.units)
+    runs = _warehouse_rows(schema, "SELECT scope, period, status FROM recon_run")
+    assert runs == [("full", PERIOD, "published")]
+    by_status = dict(_warehouse_rows(schema, "SELECT status, count(*) FROM recon_variance WHERE scope = 'full' "
+                                             "GROUP BY status"))
+    assert by_status == reference.variance["status"].value_counts().to_dict()
+    n_units = _warehouse_rows(schema, "SELECT count(*) FROM recon_unit WHERE scope = 'full'")[0][0]
+    assert n_units == len(reference.units)
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +280,7 @@ def dispute_run(monthly_run, dagbag, stack):
     from reconcile import demo
 
     schema = stack["schema"]
-    before = _warehouse_rows(schema, "SELECT * FROM recon_variance ORDER BY 1, 2, 3, 4, 5, 6, 7")
+    before = _warehouse_rows(schema, FULL_SLICE_SQL)
     dag = dagbag.dags["dispute_rerun"]
     conf = {**_prefixes(stack["bucket"]), "dispute_id": DISPUTE_ID, "period": PERIOD, "wabas": [demo.W_BR],
             "user_numbers": [f"+{DISPUTED_USER}"],
@@ -298,12 +302,10 @@ def test_dispute_dag_writes_a_scoped_report_and_slice(dispute_run, stack):
     assert len(lines) > 1 and all(f",{DISPUTED_USER}," in line for line in lines[1:])
     scopes = _warehouse_rows(schema, "SELECT scope FROM recon_run ORDER BY started_at")
     assert [s for (s,) in scopes] == ["full", f"dispute:{DISPUTE_ID}"]
-    after = _warehouse_rows(schema, "SELECT * FROM recon_variance ORDER BY 1, 2, 3, 4, 5, 6, 7")
-    assert len(after) > len(before)
     # the monthly full slice is untouched by the dispute
-    full_before = [r for r in before]
-    run_ids = dict(_warehouse_rows(schema, "SELECT run_id, scope FROM recon_run"))
-    full_after = [r for r in after if any(run_ids.get(v) == "full" for v in r)]
-    assert sorted(full_after) == sorted(full_before)
-    disputed = [r for r in after if any(run_ids.get(v) == f"dispute:{DISPUTE_ID}" for v in r)]
-    assert disputed and all(demo.W_BR in r for r in disputed)
+    assert _warehouse_rows(schema, FULL_SLICE_SQL) == before
+    disputed = _warehouse_rows(schema, "SELECT DISTINCT waba_id, billing_month FROM recon_variance "
+                                       f"WHERE scope = 'dispute:{DISPUTE_ID}'")
+    assert disputed == [(demo.W_BR, PERIOD)]
+    users = _warehouse_rows(schema, f"SELECT DISTINCT user_wa_id FROM recon_unit WHERE scope = 'dispute:{DISPUTE_ID}'")
+    assert users == [(DISPUTED_USER,)]

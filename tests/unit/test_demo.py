@@ -31,7 +31,7 @@ def demo_run(tmp_path_factory):
     """Generate once, run both periods once (embedded DuckDB warehouse in a temp folder)."""
     root = tmp_path_factory.mktemp("demo")
     inputs = demo.write_demo_inputs(str(root / "inputs"))
-    warehouse = "none"  # TODO duckdb once the warehouse lands
+    warehouse = f"duckdb:///{root / 'warehouse.duckdb'}"
     results = {}
     for period in PERIODS:
         config = inputs[period].run_config(out=str(root / period), warehouse=warehouse)
