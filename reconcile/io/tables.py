@@ -175,15 +175,12 @@ def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFram
     reader = csv.reader(io.StringIO(_text(data, path), newline=""))
     header = next(reader, [])
     width = len(header)
-    names = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
-    id_at = names.index("message_id") if "message_id" in names else None
     records, rows = [], []
     for i, rec in enumerate(reader, start=1):
         if len(rec) != width:
             if not rec:
                 continue
-            mid = rec[id_at].strip() if id_at is not None and id_at < len(rec) else ""
-            quality.add("error", "bad_row", source=path, row=i, message_id=_clip(mid, 64),
+            quality.add("error", "bad_row", source=path, row=i,
                         detail=f"{len(rec)} fields where the header has {width}: row left out")
             continue
         records.append(rec)
