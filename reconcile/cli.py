@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from . import __version__
-from .contracts import DEFAULT_EXCEL_MAX_UNITS, DEFAULT_TOLERANCE, Period, PeriodError
+from .contracts import DEFAULT_EXCEL_MAX_UNITS, DEFAULT_TOLERANCE, VARIANCE_STATUSES, Period, PeriodError
 from .quality import InputError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VARIANCE = 0, 1, 2, 3
@@ -146,10 +146,10 @@ def print_summary(console, result) -> None:
                   show_lines=False)
     for col in ("account", "month", "currency", "expected", "invoiced", "difference", "not match"):
         table.add_column(col, justify="right" if col in ("expected", "invoiced", "difference", "not match") else "left")
-    status_cols = [c for c in summary.columns if c.startswith("n_")]
+    not_match_cols = [c for c in VARIANCE_STATUSES if c != "match" and c in summary.columns]
     for row in summary.itertuples(index=False):
         r = row._asdict()
-        not_match = sum(int(r[c]) for c in status_cols if c != "n_match")
+        not_match = sum(int(r[c]) for c in not_match_cols)
         diff = float(r["amount_diff"])
         style = "red" if diff > 0 else ("blue" if diff < 0 else "")
         table.add_row(str(r["waba_id"]), str(r["billing_month"]), str(r["currency"]),
@@ -240,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs and CI: do not truncate account ids
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = cmd_run(args, console) if args.command == "run" else cmd_demo(args, console)
