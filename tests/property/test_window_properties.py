@@ -76,7 +76,7 @@ def settings_for(n: int):
     return settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@settings_for(60)
+@settings_for(50)
 @given(logs())
 def test_windows_never_overlap_and_every_billable_message_is_accounted_for_once(log):
     rows, accounts = log
@@ -125,7 +125,7 @@ def assert_accounted_once(rows, units, coverage, counts):
     assert (units.loc[units["pricing_model"] != "CBP", "message_count"] == 1).all()
 
 
-@settings_for(40)
+@settings_for(30)
 @given(logs(), st.randoms(use_true_random=False))
 def test_permuting_input_rows_never_changes_raw_units(log, rnd):
     rows, accounts = log
@@ -141,7 +141,7 @@ def test_permuting_input_rows_never_changes_raw_units(log, rnd):
                                                                              findings2["message_id"]))
 
 
-@settings_for(25)
+@settings_for(20)
 @given(logs())
 def test_windowing_each_key_alone_equals_the_whole(log):
     rows, accounts = log
