@@ -92,6 +92,7 @@ def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
     if config.s3_endpoint_url:
         locations.set_default_endpoint(config.s3_endpoint_url)
     accounts = tables.read_accounts(config.accounts, quality)
+    account_rows = len(accounts)
     if config.wabas:
         unknown = sorted(set(config.wabas) - set(accounts["waba_id"]))
         if unknown:
@@ -103,14 +104,14 @@ def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
     messages, message_infos = tables.read_messages(config.messages, quality, accounts=accounts)
     invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=accounts,
                                                        market_map=market_map, period=config.period)
-    infos = [*_account_info(config.accounts), *rate_infos, *message_infos, *invoice_infos]
+    infos = [*_account_info(config.accounts, account_rows), *rate_infos, *message_infos, *invoice_infos]
     return Inputs(messages, accounts, rates, market_map, invoice_lines, infos)
 
 
-def _account_info(path: str) -> list:
+def _account_info(path: str, rows: int) -> list:
     from .io import locations, tables
 
-    return [tables.InputInfo("accounts", path, -1, locations.sha256_of(path))]
+    return [tables.InputInfo("accounts", path, rows, locations.sha256_of(path))]
 
 
 def compute(inputs: Inputs, period: Period, quality: QualityLog):
@@ -158,6 +159,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
     with _timed(progress, timings, "read"):
         inputs = load_inputs(config, quality)
+        rows_in, rejected_by_readers = _message_rows_read(inputs, quality)
     with _timed(progress, timings, "engine"):
         result = compute(inputs, config.period, quality)
     units = result.units
@@ -167,11 +169,40 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         variance = reconcile_variance(result.units, inputs, config, quality)
         if config.dispute_id:
             variance = _dispute_variance(variance, units)
+        conservation = check_conservation(result, units, variance, config, quality, rows_in, rejected_by_readers)
     record = build_run_record(config, inputs, result, units, variance, quality, started, timings)
+    record["conservation"] = conservation
     exit_code = 3 if config.fail_on_variance and (variance["status"] != "match").any() else 0
     with progress.stage("publish"):
         publish(config, record, units, variance, quality, inputs, timings, t_total)
     return RunResult(record, units, variance, quality, config.out_location, exit_code)
+
+
+def _message_rows_read(inputs: Inputs, quality: QualityLog) -> tuple[int, int]:
+    """Rows in the message files, and how many of them the readers rejected (distinct rows with an
+    error finding), taken right after the read stage."""
+    sources = {i.path for i in inputs.infos if i.kind == "messages"}
+    rows_in = sum(int(i.rows) for i in inputs.infos if i.kind == "messages")
+    findings = quality.frame()
+    rejected = findings[(findings["severity"] == "error") & findings["source"].isin(sources)]
+    return rows_in, int(len(rejected[["source", "row"]].drop_duplicates()))
+
+
+def check_conservation(result, units, variance, config: RunConfig, quality: QualityLog, rows_in: int,
+                       rejected_by_readers: int) -> dict:
+    """Conservation checks of reconcile.conservation; raises ConservationError (nothing is published)."""
+    from . import conservation as cons
+
+    findings = quality.frame()
+    excluded_ids = set(findings.loc[findings["severity"] == "error", "message_id"])
+    ledger = cons.row_ledger(rows_in, rejected_by_readers, result.counts)
+    buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period, excluded_ids)
+    expected = cons.totals_by_currency(units, "amount")
+    if not config.dispute_id:
+        cons.assert_totals_agree("variance expected vs units", expected,
+                                 cons.totals_by_currency(variance, "expected_amount"))
+    return {"rows": ledger, "billable_messages_of_period": buckets,
+            "unit_totals": {cur: round(v, 6) for cur, v in expected.items()}, "checks": "passed"}
 
 
 def _dispute_variance(variance: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -242,6 +273,7 @@ def publish(config: RunConfig, record: dict, units, variance, quality: QualityLo
     staging = tempfile.mkdtemp(prefix="reconcile-staging-")
     try:
         write_csv(units_csv_table(units), os.path.join(staging, "billable_units.csv"))
+        _check_written_totals(os.path.join(staging, "billable_units.csv"), units)
         write_parquet(units_parquet_table(units), os.path.join(staging, "billable_units.parquet"))
         write_csv(variance_csv_table(variance), os.path.join(staging, "variance.csv"))
         write_csv(quality_csv_table(findings), os.path.join(staging, "data_quality.csv"))
@@ -266,6 +298,21 @@ def publish(config: RunConfig, record: dict, units, variance, quality: QualityLo
         locations.publish_directory(staging, config.out_location)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_written_totals(csv_path: str, units: pd.DataFrame) -> None:
+    """The CSV written adds up (per currency) to the units computed, rounded per unit as written."""
+    import pyarrow.csv as pacsv
+
+    from . import conservation as cons
+    from .io.outputs import round_half_up
+
+    table = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(
+        column_types={"amount": "float64", "currency": "string"}, include_columns=["amount", "currency"]))
+    written = table.to_pandas()
+    computed = pd.DataFrame({"currency": units["currency"].astype(str), "amount": round_half_up(units["amount"])})
+    cons.assert_totals_agree("billable_units.csv vs units", cons.totals_by_currency(computed, "amount"),
+                             cons.totals_by_currency(written, "amount"))
 
 
 def _open_warehouse(config: RunConfig):

@@ -1,0 +1,110 @@
+"""Conservation checks built into every run: no message lost, none counted twice.
+
+1. **Rows**: every input message row is accounted for — rejected by a reader (with a finding),
+   merged into another row of its message id, excluded as a conflicting duplicate, or one
+   deduplicated message that is inbound, non-billable outbound or billable outbound.
+2. **Billable messages of the period** (delivered in the period, account time): each is in
+   exactly one bucket — covered by a unit of the period, covered by a window opened before the
+   period, free and not a unit, or excluded by a named data-quality rule — and the units'
+   ``message_count`` adds up to the messages that ride on them.
+3. **Totals**: the amounts written (CSV, warehouse) add up to the units computed, per currency,
+   and the variance's expected totals equal the units' totals.
+
+A broken check raises :class:`ConservationError`; the pipeline then publishes nothing (exit 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .contracts import Period
+
+
+class ConservationError(RuntimeError):
+    """A conservation check failed: the run's numbers cannot be trusted, nothing is published."""
+
+
+def row_ledger(rows_in_files: int, rejected_by_readers: int, engine_counts: dict) -> dict:
+    """Every input message row accounted for (check 1). Returns the ledger for run.json."""
+    ledger = {
+        "rows_in": int(rows_in_files),
+        "rejected_by_readers": int(rejected_by_readers),
+        "duplicates_merged": int(engine_counts.get("duplicates_merged", 0)),
+        "conflicting_duplicates": int(engine_counts.get("conflicting_duplicates", 0)),
+        "inbound": int(engine_counts.get("inbound", 0)),
+        "non_billable": int(engine_counts.get("non_billable", 0)),
+        "billable_outbound": int(engine_counts.get("billable_outbound", 0)),
+    }
+    read = int(engine_counts.get("input_rows", 0))
+    accounted = (ledger["duplicates_merged"] + ledger["conflicting_duplicates"] + ledger["inbound"]
+                 + ledger["non_billable"] + ledger["billable_outbound"])
+    ledger["rows_accounted"] = ledger["rejected_by_readers"] + accounted
+    if rows_in_files >= 0 and ledger["rows_accounted"] != ledger["rows_in"]:
+        raise ConservationError(
+            f"message rows do not add up: {ledger['rows_in']} in the files, {ledger['rows_accounted']} accounted "
+            f"for ({ledger})")
+    if accounted != read:
+        raise ConservationError(f"the engine read {read} rows but accounts for {accounted} ({ledger})")
+    return ledger
+
+
+def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
+                    excluded_ids: set[str] | pd.Index) -> dict:
+    """Every billable outbound message delivered in the period is in exactly one bucket (check 2)."""
+    in_period = coverage["billing_month"].isin(period.months).to_numpy()
+    cov = coverage[in_period]
+    period_openers = pd.Index(units["opening_message_id"].astype(str)).unique()
+    earlier = raw_units["billing_month"].astype(str) < period.first
+    earlier_openers = pd.Index(raw_units.loc[earlier, "opening_message_id"].astype(str)).unique()
+
+    outcome = cov["outcome"].to_numpy()
+    opener = cov["unit_opening_message_id"].astype(str)
+    rides = np.isin(outcome, ("unit_opener", "rode_on_unit"))
+    in_unit_of_period = rides & opener.isin(period_openers).to_numpy()
+    in_earlier_window = rides & ~in_unit_of_period & opener.isin(earlier_openers).to_numpy()
+    free = outcome == "free_not_unit"
+    excluded = outcome == "excluded"
+    buckets = {
+        "billable_in_period": int(len(cov)),
+        "covered_by_unit_of_period": int(in_unit_of_period.sum()),
+        "covered_by_window_before_period": int(in_earlier_window.sum()),
+        "free_not_a_unit": int(free.sum()),
+        "excluded_by_data_quality_rule": int(excluded.sum()),
+    }
+    lost = ~(in_unit_of_period | in_earlier_window | free | excluded)
+    if lost.any():
+        sample = cov.loc[lost, "message_id"].head(3).tolist()
+        raise ConservationError(f"{int(lost.sum())} billable messages of the period are in no bucket "
+                                f"(e.g. {sample})")
+    unnamed = excluded & ~cov["message_id"].astype(str).isin(excluded_ids).to_numpy()
+    if unnamed.any():
+        raise ConservationError(f"{int(unnamed.sum())} messages excluded without a data-quality finding "
+                                f"(e.g. {cov.loc[unnamed, 'message_id'].head(3).tolist()})")
+    # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
+    riders = coverage.loc[np.isin(coverage["outcome"].to_numpy(), ("unit_opener", "rode_on_unit")),
+                          "unit_opening_message_id"].astype(str)
+    per_opener = riders[riders.isin(period_openers)].value_counts()
+    counted = units.groupby(units["opening_message_id"].astype(str))["message_count"].sum()
+    diff = counted.sub(per_opener.reindex(counted.index, fill_value=0), fill_value=0)
+    units_without_messages = diff[diff != 0]
+    if len(units_without_messages):
+        raise ConservationError(f"{len(units_without_messages)} units whose message_count differs from the "
+                                f"messages covered (e.g. {units_without_messages.index[:3].tolist()})")
+    buckets["messages_in_units_of_period"] = int(per_opener.sum())
+    return buckets
+
+
+def totals_by_currency(frame: pd.DataFrame, amount: str) -> dict[str, float]:
+    if frame.empty:
+        return {}
+    return {str(k): float(v) for k, v in frame.groupby("currency")[amount].sum(min_count=0).items()}
+
+
+def assert_totals_agree(label: str, expected: dict[str, float], actual: dict[str, float], *,
+                        places: int = 4) -> None:
+    """Per-currency totals equal to ``places`` decimals (check 3)."""
+    keys = {k for k, v in expected.items() if round(v, places)} | {k for k, v in actual.items() if round(v, places)}
+    for cur in sorted(keys):
+        a, b = expected.get(cur, 0.0), actual.get(cur, 0.0)
+        if abs(a - b) > 0.5 * 10 ** -places + 1e-9 * max(abs(a), 1.0):
+            raise ConservationError(f"{label}: {cur} totals differ ({a:.6f} vs {b:.6f})")
