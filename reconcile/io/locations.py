@@ -217,6 +217,27 @@ def _manifest(files: list[tuple[str, str]]) -> dict:
     return {"files": entries, "published_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+#: a ``.publish-*`` folder older than this was left by a publish that was killed (SIGKILL, power loss)
+STALE_PUBLISH_SECONDS = 3600
+
+
+def _remove_stale_publish_folders(dest: str) -> None:
+    """Remove hidden ``.publish-*`` folders left in ``dest`` by killed publishes (readers skip hidden
+    names, so they are only litter). Only folders older than :data:`STALE_PUBLISH_SECONDS`, so a
+    publish still under way elsewhere is never touched."""
+    import time
+
+    now = time.time()
+    for name in os.listdir(dest):
+        path = os.path.join(dest, name)
+        if name.startswith(".publish-") and os.path.isdir(path):
+            try:
+                if now - os.stat(path).st_mtime > STALE_PUBLISH_SECONDS:
+                    shutil.rmtree(path, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+
+
 def publish_directory(staging_dir: str, dest: str, manifest_name: str = "_SUCCESS") -> dict:
     """Move the files of ``staging_dir`` (top level, not hidden) into ``dest`` and write the
     manifest last. Returns the manifest (``files``: name, size, sha256; ``published_at``).
@@ -247,6 +268,7 @@ def publish_directory(staging_dir: str, dest: str, manifest_name: str = "_SUCCES
     old = os.path.join(dest, manifest_name)
     if os.path.exists(old):
         os.unlink(old)
+    _remove_stale_publish_folders(dest)
     tmp_dir = tempfile.mkdtemp(prefix=".publish-", dir=dest)
     try:
         for name, path in files:
