@@ -18,11 +18,13 @@ $(UV): $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$$(sed -n 's/^uv==//p' requirements/tools.txt)"
 
 $(VENV)/.core-installed: $(UV) pyproject.toml $(CONSTRAINTS)
-	$(UV) pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) -e .
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c $(CONSTRAINTS) -e .
+	$(BIN)/python -m compileall -q reconcile
 	@touch $@
 
 $(VENV)/.dev-installed: $(UV) pyproject.toml $(CONSTRAINTS)
-	$(UV) pip install --quiet --python $(BIN)/python -c $(CONSTRAINTS) -e ".[airflow,test]"
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c $(CONSTRAINTS) -e ".[airflow,test]"
+	$(BIN)/python -m compileall -q reconcile
 	@touch $@ $(VENV)/.core-installed
 
 install: $(VENV)/.core-installed

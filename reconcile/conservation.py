@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .contracts import Period
 
@@ -48,20 +50,30 @@ def row_ledger(rows_in_files: int, rejected_by_readers: int, engine_counts: dict
     return ledger
 
 
+def _strings(values) -> pa.Array:
+    arr = pa.array(values, from_pandas=True)
+    return arr.cast(pa.string()) if arr.type != pa.string() else arr
+
+
+def _is_in(values, pool: pa.Array) -> np.ndarray:
+    """Vectorised membership of strings (Arrow hash set; pandas' ``isin`` on str is a Python loop)."""
+    return pc.fill_null(pc.is_in(_strings(values), value_set=pool), False).to_numpy(zero_copy_only=False)
+
+
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
                     excluded_ids: set[str] | pd.Index) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2)."""
     in_period = coverage["billing_month"].isin(period.months).to_numpy()
     cov = coverage[in_period]
-    period_openers = pd.Index(units["opening_message_id"].astype(str)).unique()
-    earlier = raw_units["billing_month"].astype(str) < period.first
-    earlier_openers = pd.Index(raw_units.loc[earlier, "opening_message_id"].astype(str)).unique()
+    period_openers = pc.unique(_strings(units["opening_message_id"]))
+    earlier = (raw_units["billing_month"].astype(str) < period.first).to_numpy()
+    earlier_openers = pc.unique(_strings(raw_units["opening_message_id"][earlier]))
 
     outcome = cov["outcome"].to_numpy()
-    opener = cov["unit_opening_message_id"].astype(str)
+    opener = cov["unit_opening_message_id"]
     rides = np.isin(outcome, ("unit_opener", "rode_on_unit"))
-    in_unit_of_period = rides & opener.isin(period_openers).to_numpy()
-    in_earlier_window = rides & ~in_unit_of_period & opener.isin(earlier_openers).to_numpy()
+    in_unit_of_period = rides & _is_in(opener, period_openers)
+    in_earlier_window = rides & ~in_unit_of_period & _is_in(opener, earlier_openers)
     free = outcome == "free_not_unit"
     excluded = outcome == "excluded"
     buckets = {
@@ -76,14 +88,15 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
         sample = cov.loc[lost, "message_id"].head(3).tolist()
         raise ConservationError(f"{int(lost.sum())} billable messages of the period are in no bucket "
                                 f"(e.g. {sample})")
-    unnamed = excluded & ~cov["message_id"].astype(str).isin(excluded_ids).to_numpy()
+    unnamed = excluded & ~_is_in(cov["message_id"], pa.array(sorted(excluded_ids), type=pa.string()))
     if unnamed.any():
         raise ConservationError(f"{int(unnamed.sum())} messages excluded without a data-quality finding "
                                 f"(e.g. {cov.loc[unnamed, 'message_id'].head(3).tolist()})")
     # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
     riders = coverage.loc[np.isin(coverage["outcome"].to_numpy(), ("unit_opener", "rode_on_unit")),
-                          "unit_opening_message_id"].astype(str)
-    per_opener = riders[riders.isin(period_openers)].value_counts()
+                          "unit_opening_message_id"]
+    riders = riders[_is_in(riders, period_openers)].astype(str)
+    per_opener = riders.value_counts()
     counted = units.groupby(units["opening_message_id"].astype(str))["message_count"].sum()
     diff = counted.sub(per_opener.reindex(counted.index, fill_value=0), fill_value=0)
     units_without_messages = diff[diff != 0]
