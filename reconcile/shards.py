@@ -127,10 +127,19 @@ def compute_sharded(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
         coverage_parts.append(coverage)
         window_counts.append(shard_counts)
     raw_units = merge_raw_units(raw_parts)
-    counts.update(merge_counts(window_counts))
+    counts.update(_window_counts(merge_counts(window_counts)))
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)
     counts.update(final_counts or {})
+    counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=merge_coverage(coverage_parts), counts=counts)
+
+
+def _window_counts(counts: dict) -> dict:
+    """``window_units`` counts under the names ``compute_units`` reports them (``units`` → ``raw_units``)."""
+    counts = dict(counts)
+    if "units" in counts:
+        counts["raw_units"] = counts.pop("units")
+    return counts
 
 
 # --------------------------------------------------------------------------- moving shards between workers
@@ -202,12 +211,14 @@ def prepare_shards(config, work_prefix: str, n: int) -> dict:
     quality = QualityLog()
     accounts = _accounts(config, QualityLog())          # findings of the accounts file: final stage
     messages, infos = tables.read_messages(config.messages, quality, accounts=accounts)
+    rows_in, rejected_by_readers = _rows_read(infos, quality)
     deduped, counts = dedupe_messages(messages, quality)
     shards = []
     for i, part in enumerate(partition_messages(deduped, n)):
         uri = write_frame(part, join_uri(work_prefix, "shards", f"messages-{i:04d}-of-{n:04d}.parquet"))
         shards.append({"index": i, "uri": uri, "rows": int(len(part))})
     prepared = {"shards": shards, "counts": _plain(counts),
+                "message_rows": {"read": rows_in, "rejected_by_readers": rejected_by_readers},
                 "quality": save_quality(quality, join_uri(work_prefix, "quality", "prepare.parquet")),
                 "inputs": [_info_dict(i) for i in infos]}
     locations.write_bytes(join_uri(work_prefix, PREPARED_MANIFEST), json.dumps(prepared, indent=1).encode("utf-8"))
@@ -222,8 +233,9 @@ def read_prepared(work_prefix: str) -> dict:
 
 
 def window_shard(config, shard: dict, work_prefix: str) -> dict:
-    """Stage 2 (one task per shard, in parallel): the window pass over one shard; raw units and the
-    shard's findings go to ``work_prefix``. Returns ``{"index", "raw_units", "quality", "counts"}``."""
+    """Stage 2 (one task per shard, in parallel): the window pass over one shard; raw units, coverage
+    and the shard's findings go to ``work_prefix``.
+    Returns ``{"index", "raw_units", "coverage", "quality", "counts"}``."""
     from .engine import window_units
     from .io import locations
     from .rules.markets import load_market_map
@@ -232,11 +244,12 @@ def window_shard(config, shard: dict, work_prefix: str) -> dict:
         locations.set_default_endpoint(config.s3_endpoint_url)
     quality = QualityLog()
     accounts = _accounts(config, QualityLog())
-    raw_units, _coverage, counts = window_units(read_frame(shard["uri"]), accounts,
-                                                load_market_map(config.market_map), quality)
+    raw_units, coverage, counts = window_units(read_frame(shard["uri"]), accounts,
+                                               load_market_map(config.market_map), quality)
     index = int(shard["index"])
     return {"index": index,
             "raw_units": write_frame(raw_units, join_uri(work_prefix, "raw_units", f"raw-units-{index:04d}.parquet")),
+            "coverage": write_frame(coverage, join_uri(work_prefix, "coverage", f"coverage-{index:04d}.parquet")),
             "quality": save_quality(quality, join_uri(work_prefix, "quality", f"window-{index:04d}.parquet")),
             "counts": _plain(counts)}
 
@@ -266,30 +279,38 @@ def finish_sharded_run(config, prepared: dict, windowed: list[dict], progress=No
 
     with pipeline._timed(progress, timings, "read"):
         load_quality(prepared["quality"], quality)
-        accounts = _accounts(config, quality)
+        all_accounts = tables.read_accounts(config.accounts, quality)
+        accounts = _only_wabas(all_accounts, config)
         market_map = load_market_map(config.market_map)
         rates, rate_infos = tables.read_rate_cards(config.rate_cards, quality)
         invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=accounts,
                                                            market_map=market_map, period=config.period)
         message_infos = [tables.InputInfo(**i) for i in prepared["inputs"]]
-        infos = [*pipeline._account_info(config.accounts), *rate_infos, *message_infos, *invoice_infos]
+        infos = [*pipeline._account_info(config.accounts, len(all_accounts)), *rate_infos, *message_infos,
+                 *invoice_infos]
         inputs = pipeline.Inputs(messages=pd.DataFrame(), accounts=accounts, rates=rates, market_map=market_map,
                                  invoice_lines=invoice_lines, infos=infos)
     with pipeline._timed(progress, timings, "engine"):
         for w in windowed:
             load_quality(w["quality"], quality)
         raw_units = merge_raw_units(read_frame(w["raw_units"]) for w in windowed)
+        coverage = merge_coverage(read_frame(w["coverage"]) for w in windowed)
         counts = dict(prepared["counts"])
-        counts.update(merge_counts(w["counts"] for w in windowed))
+        counts.update(_window_counts(merge_counts(w["counts"] for w in windowed)))
         units, final_counts = finalize_units(raw_units, accounts, rates, config.period, quality)
         counts.update(final_counts or {})
-        result = EngineResult(units=units, raw_units=raw_units, coverage=pd.DataFrame(), counts=counts)
+        counts.setdefault("units", int(len(units)))
+        result = EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
     with pipeline._timed(progress, timings, "compare"):
         units = pipeline.scope_to_dispute(result.units, config) if config.dispute_id else result.units
         variance = pipeline.reconcile_variance(result.units, inputs, config, quality)
         if config.dispute_id:
             variance = pipeline._dispute_variance(variance, units)
+        rows = prepared["message_rows"]
+        conservation = pipeline.check_conservation(result, units, variance, config, quality, rows["read"],
+                                                   rows["rejected_by_readers"])
     record = pipeline.build_run_record(config, inputs, result, units, variance, quality, started, timings)
+    record["conservation"] = conservation
     record["shards"] = len(windowed)
     exit_code = 3 if config.fail_on_variance and (variance["status"] != "match").any() else 0
     with progress.stage("publish"):
@@ -301,10 +322,22 @@ def _accounts(config, quality: QualityLog) -> pd.DataFrame:
     """The accounts of the run (restricted to ``config.wabas`` when given)."""
     from .io import tables
 
-    accounts = tables.read_accounts(config.accounts, quality)
+    return _only_wabas(tables.read_accounts(config.accounts, quality), config)
+
+
+def _only_wabas(accounts: pd.DataFrame, config) -> pd.DataFrame:
     if config.wabas:
         accounts = accounts[accounts["waba_id"].isin(config.wabas)].reset_index(drop=True)
     return accounts
+
+
+def _rows_read(infos, quality: QualityLog) -> tuple[int, int]:
+    """Rows of the message files and how many of them the readers rejected (``pipeline._message_rows_read``)."""
+    sources = {i.path for i in infos if i.kind == "messages"}
+    rows_in = sum(int(i.rows) for i in infos if i.kind == "messages")
+    findings = quality.frame()
+    rejected = findings[(findings["severity"] == "error") & findings["source"].isin(sources)]
+    return int(rows_in), int(len(rejected[["source", "row"]].drop_duplicates()))
 
 
 def _info_dict(info) -> dict:

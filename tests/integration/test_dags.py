@@ -23,6 +23,7 @@ DAGS = REPO / "dags"
 HEAVY_MODULES = ("pandas", "numpy", "duckdb", "openpyxl", "pyarrow", "numba", "reconcile.engine")
 
 # Airflow reads its configuration when it is first imported: set it up before the import below.
+# (This module must be the first to import Airflow in the session; nothing under reconcile/ does.)
 _HOME = tempfile.mkdtemp(prefix="reconcile-airflow-home-")
 AIRFLOW_ENV = {
     "AIRFLOW_HOME": _HOME,
@@ -35,6 +36,7 @@ AIRFLOW_ENV = {
     "AIRFLOW_VAR_RECONCILE_INVOICE_POKE_INTERVAL_S": "1",
     "AIRFLOW_VAR_RECONCILE_INVOICE_TIMEOUT_S": "60",
 }
+_SAVED_ENV = {k: os.environ.get(k) for k in AIRFLOW_ENV}
 os.environ.update(AIRFLOW_ENV)
 pytest.importorskip("airflow")
 
@@ -54,6 +56,16 @@ def _run(cmd: list[str], env_extra: dict | None = None) -> subprocess.CompletedP
 
 
 # --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module", autouse=True)
+def _airflow_home_lifetime():
+    """Remove the temporary AIRFLOW_HOME and restore the environment after the module."""
+    yield
+    import shutil
+
+    _restore(_SAVED_ENV)
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def airflow_db():
     """Airflow's metadata DB (SQLite) migrated once for the module."""
@@ -117,8 +129,22 @@ def stack(airflow_db, s3_server, warehouse_schema, tmp_path_factory):
     try:
         yield {"bucket": bucket, "client": client, "inputs": inputs, "root": root, "schema": warehouse_schema}
     finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        _restore(saved)
+
+
+def _restore(saved: dict) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _no_retries(dag):
+    """A failing task fails the test run at once instead of waiting for its retry delay."""
+    for t in dag.tasks:
+        t.retries = 0
+    return dag
 
 
 def _prefixes(bucket: str) -> dict:
@@ -219,7 +245,7 @@ def test_plan_of_a_scheduled_run_is_the_previous_month(airflow_db):
 # --------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def monthly_run(dagbag, stack):
-    dag = dagbag.dags["monthly_reconciliation"]
+    dag = _no_retries(dagbag.dags["monthly_reconciliation"])
     conf = {**_prefixes(stack["bucket"]), "report_prefix": f"s3://{stack['bucket']}/reports/{{period}}/",
             "shards": 3}
     run = dag.test(logical_date=datetime(2025, 8, 5, 6, tzinfo=timezone.utc), run_conf=conf)
@@ -281,7 +307,7 @@ def dispute_run(monthly_run, dagbag, stack):
 
     schema = stack["schema"]
     before = _warehouse_rows(schema, FULL_SLICE_SQL)
-    dag = dagbag.dags["dispute_rerun"]
+    dag = _no_retries(dagbag.dags["dispute_rerun"])
     conf = {**_prefixes(stack["bucket"]), "dispute_id": DISPUTE_ID, "period": PERIOD, "wabas": [demo.W_BR],
             "user_numbers": [f"+{DISPUTED_USER}"],
             "output_prefix": f"s3://{stack['bucket']}/disputes/{{dispute_id}}/{{period}}/"}

@@ -200,8 +200,9 @@ def test_three_stages_on_s3_publish_the_same_variance_as_pipeline_run(demo_input
 
     reference = pipeline.run(p.run_config(out=str(tmp_path / "single"), warehouse="none"))
     pd.testing.assert_frame_equal(result.variance, reference.variance)
-    assert result.run_record["counts"]["variance_by_status"] == reference.run_record["counts"]["variance_by_status"]
+    assert result.run_record["counts"] == reference.run_record["counts"]
     assert result.run_record["shards"] == 3
+    assert result.run_record["conservation"] == reference.run_record["conservation"]
     for name in ("variance.csv", "billable_units.csv"):
         published = locations.read_bytes(f"{s3}/reports/2025-07/{name}")
         with open(tmp_path / "single" / name, "rb") as f:
@@ -214,6 +215,7 @@ def test_three_stages_on_s3_publish_the_same_variance_as_pipeline_run(demo_input
     assert shards.read_prepared(work) == prepared
     keys = locations.list_files(work)
     assert sum("/shards/" in k for k in keys) == 3 and sum("/raw_units/" in k for k in keys) == 3
-    assert shards.remove_prefix(work) == len(keys) == 11      # 3 shards, 3 raw units, 4 quality, prepared.json
+    assert sum("/coverage/" in k for k in keys) == 3
+    assert shards.remove_prefix(work) == len(keys) == 14      # 3 shards, raw units, coverage; 4 quality; 1 json
     with pytest.raises(InputError):
         locations.list_files(work)
