@@ -31,10 +31,11 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
                   period, quality: QualityLog) -> EngineResult:
     """Dedupe → window → finalize (price) the units of ``period``."""
     from ..contracts import Period
-    from .accounts import finalize_units
+    from .accounts import check_lookback, finalize_units
 
     if isinstance(period, str):
         period = Period.parse(period)
+    check_lookback(_first_instant_per_account(messages), accounts, period, quality)
     deduped, counts = dedupe_messages(messages, quality)
     raw_units, coverage, window_counts = window_units(deduped, accounts, market_map, quality)
     window_counts["raw_units"] = window_counts.pop("units")
@@ -43,3 +44,11 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     counts.update(final_counts or {})
     counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
+
+
+def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
+    """Earliest instant (sent/delivered/read) per account: how much history the run was given."""
+    if messages.empty:
+        return pd.Series(dtype=object)
+    first = messages[["sent_at", "delivered_at", "read_at"]].min(axis=1)
+    return first.groupby(messages["waba_id"].astype(str)).min()
