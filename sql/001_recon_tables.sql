@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS recon_unit (
     amount             numeric(18, 6),
     currency           text NOT NULL,
     run_id             text NOT NULL,
-    scope              text NOT NULL,
-    PRIMARY KEY (waba_id, billing_month, scope, unit_id)
+    scope              text NOT NULL
+    -- key (waba_id, billing_month, scope, unit_id): a PRIMARY KEY on PostgreSQL (002_recon_unit_keys.postgresql.sql);
+    -- on DuckDB the writer checks uniqueness before loading, because ART indexes make bulk slice deletes
+    -- about 20x slower there (columnar scans answer the dispute queries fast enough).
 );

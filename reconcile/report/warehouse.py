@@ -13,7 +13,7 @@ Back ends:
 * embedded DuckDB (``None`` → ``duckdb:///./reconcile.duckdb``, ``*.duckdb`` paths, ``duckdb:///path``):
   the duckdb Python API, frames loaded natively from Arrow;
 * PostgreSQL (``postgresql://…``, ``postgresql+psycopg://…``): a SQLAlchemy 2 engine on psycopg 3; rows are
-  bulk-loaded with ``COPY … FROM STDIN`` (CSV rendered by Arrow) into temporary tables, then inserted.
+  bulk-loaded with ``COPY … FROM STDIN`` (CSV rendered by Arrow) inside the publishing transaction.
 
 DDL lives in ordered plain SQL files under ``sql/`` (``NNN_name.sql`` for both dialects,
 ``NNN_name.postgresql.sql`` / ``NNN_name.duckdb.sql`` for one); ``schema_migrations`` records the applied
@@ -87,8 +87,13 @@ def to_arrow(frame: pd.DataFrame, columns: Sequence[str], *, run_id: str, scope:
                              from_pandas=True)
         else:
             values = frame[name]
-            array = pa.array(values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object),
-                             type=pa.string())
+            try:
+                array = pa.array(values, type=pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # non-string objects: render them as text
+                array = pa.array(values.astype(str).to_numpy(dtype=object), type=pa.string())
+            if isinstance(array, pa.ChunkedArray):
+                array = array.combine_chunks()
+            array = pc.fill_null(array, "")
         arrays.append(array)
         fields.append(pa.field(name, array.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -189,11 +194,9 @@ class Warehouse:
                 def load(table: str, data: pa.Table):
                     name = f"incoming_{table}"
                     con.register(name, data)
-                    try:
-                        columns = ", ".join(data.column_names)
-                        con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}")
-                    finally:
-                        con.unregister(name)
+                    columns = ", ".join(data.column_names)
+                    con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}")
+                    con.unregister(name)  # (on error the connection is closed, which drops the view)
 
                 try:
                     yield execute, load
@@ -211,18 +214,18 @@ class Warehouse:
                     return conn.execute(text(sql), params or {})
 
                 def load(table: str, data: pa.Table):
+                    # COPY straight into the table: it is inside the publishing transaction, right after the
+                    # slice's rows were deleted, so nobody sees a half-loaded slice (a staging temp table
+                    # would only add a second copy of every row).
                     raw = conn.connection.driver_connection
-                    name = f"incoming_{table}"
                     columns = ", ".join(data.column_names)
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=True))
                     with raw.cursor() as cursor:
-                        cursor.execute(f"CREATE TEMP TABLE {name} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-                        buffer = io.BytesIO()
-                        pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=True))
-                        with cursor.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+                        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
                             view = buffer.getbuffer()
                             for start in range(0, len(view), 1 << 22):
                                 copy.write(view[start:start + (1 << 22)])
-                        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}")
 
                 yield execute, load
 
@@ -283,6 +286,9 @@ class Warehouse:
             wanted = _slices(run_record, variance, units, slices)
             _check_within(variance, wanted, "variance")
             _check_within(units, wanted, "units")
+            _check_unique(units, ["waba_id", "billing_month", "unit_id"], "units")
+            _check_unique(variance, ["waba_id", "billing_month", "market", "pricing_model", "category",
+                                     "pricing_type"], "variance")
             variance_rows = to_arrow(variance, VARIANCE_TABLE_COLUMNS, run_id=run_record["run_id"], scope=scope,
                                      money=_VARIANCE_MONEY)
             unit_rows = to_arrow(units, UNIT_TABLE_COLUMNS, run_id=run_record["run_id"], scope=scope,
@@ -360,6 +366,15 @@ def _slices(run_record: dict, variance: pd.DataFrame, units: pd.DataFrame,
         if len(frame):
             pairs |= set(map(tuple, frame[["waba_id", "billing_month"]].drop_duplicates().astype(str).to_numpy()))
     return sorted(pairs)
+
+
+def _check_unique(frame: pd.DataFrame, key: list[str], what: str) -> None:
+    if frame.empty:
+        return
+    duplicated = frame.duplicated(subset=key, keep=False)
+    if duplicated.any():
+        example = frame.loc[duplicated, key].head(1).to_dict("records")[0]
+        raise WarehouseError(f"{what}: {int(duplicated.sum())} rows share a key {key}, e.g. {example}")
 
 
 def _check_within(frame: pd.DataFrame, slices: list[tuple[str, str]], what: str) -> None:

@@ -21,7 +21,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 @pytest.fixture
 def warehouse(tmp_path):
     wh = Warehouse.from_url(str(tmp_path / "test.duckdb"))
-    assert wh.ensure_schema() == ["001_recon_tables.sql", "002_recon_indexes.sql"]
+    assert wh.ensure_schema() == ["001_recon_tables.sql", "003_recon_run_index.sql"]
     yield wh
     wh.close()
 
@@ -60,7 +60,7 @@ def record(run_id, accounts=("W1",), period="2025-07"):
 def test_ensure_schema_is_idempotent(warehouse):
     assert warehouse.ensure_schema() == []
     names = [r["filename"] for r in warehouse.query("SELECT filename FROM schema_migrations ORDER BY filename")]
-    assert names == ["001_recon_tables.sql", "002_recon_indexes.sql"]
+    assert names == ["001_recon_tables.sql", "003_recon_run_index.sql"]
 
 
 def test_rerun_of_a_slice_replaces_it_and_keeps_run_history(warehouse):
@@ -97,15 +97,24 @@ def test_other_slices_are_left_alone(warehouse):
 
 def test_failure_mid_write_keeps_old_slice_and_records_failed_run(warehouse):
     warehouse.publish(record("run-1"), variance_frame(), units_frame(ids=("m1", "m2")))
-    duplicate = units_frame(ids=("m5", "m5"))  # primary-key violation on insert, after the delete
-    with pytest.raises(Exception):
-        warehouse.publish(record("run-2"), variance_frame(invoiced=7.0), duplicate)
+    bad = units_frame(ids=("m5", "m6"))
+    bad.loc[1, "opened_at"] = pd.NaT  # NOT NULL violation while inserting, after the slice was deleted
+    with pytest.raises(Exception, match="(?i)null"):
+        warehouse.publish(record("run-2"), variance_frame(invoiced=7.0), bad)
     assert [u["unit_id"] for u in warehouse.read_slice("recon_unit", "W1", "2025-07")] == \
         ["m1:marketing", "m2:marketing"]
     assert warehouse.read_slice("recon_variance", "W1", "2025-07")[0]["run_id"] == "run-1"
     runs = {r["run_id"]: r for r in warehouse.runs()}
     assert runs["run-1"]["status"] == "published"
     assert runs["run-2"]["status"] == "failed" and runs["run-2"]["error"]
+
+
+def test_duplicate_unit_keys_are_refused_before_writing(warehouse):
+    warehouse.publish(record("run-1"), variance_frame(), units_frame(ids=("m1",)))
+    with pytest.raises(WarehouseError, match="share a key"):
+        warehouse.publish(record("run-2"), variance_frame(), units_frame(ids=("m5", "m5")))
+    assert [u["unit_id"] for u in warehouse.read_slice("recon_unit", "W1", "2025-07")] == ["m1:marketing"]
+    assert [(r["run_id"], r["status"]) for r in warehouse.runs()] == [("run-1", "published"), ("run-2", "failed")]
 
 
 def test_rows_outside_the_slices_are_refused(warehouse):

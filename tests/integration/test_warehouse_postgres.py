@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from test_warehouse_duckdb import (record, test_docs_queries_execute, test_dispute_scope_never_replaces_full,  # noqa: F401
+from test_warehouse_duckdb import (record, test_docs_queries_execute, test_duplicate_unit_keys_are_refused_before_writing, test_dispute_scope_never_replaces_full,  # noqa: F401
                                    test_failure_mid_write_keeps_old_slice_and_records_failed_run,
                                    test_numeric_precision_and_nulls_round_trip, test_other_slices_are_left_alone,
                                    test_parameterised_values_with_quotes, test_rerun_of_a_slice_replaces_it_and_keeps_run_history,
@@ -44,7 +44,8 @@ def warehouse(pg_session_schema):
     schema = f"{prefix}_{len(made)}"
     made.append(schema)
     wh = Warehouse.from_url(URL, schema=schema)
-    assert wh.ensure_schema() == ["001_recon_tables.sql", "002_recon_indexes.sql"]
+    assert wh.ensure_schema() == ["001_recon_tables.sql", "002_recon_unit_keys.postgresql.sql",
+                                  "003_recon_run_index.sql"]
     yield wh
     wh.close()
 
@@ -58,6 +59,13 @@ def test_ensure_schema_again_applies_nothing_and_tables_live_in_the_schema(wareh
                               {"s": warehouse.schema})
     assert {"recon_unit_opening_message_idx", "recon_unit_user_idx", "recon_unit_group_idx"} <= \
         {r["indexname"] for r in indexes}
+
+
+def test_primary_key_still_guards_the_unit_table(warehouse):
+    warehouse.publish(record("run-1"), variance_frame(), units_frame(ids=("m1",)))
+    with pytest.raises(Exception, match="(?i)duplicate key"):
+        warehouse.query("INSERT INTO recon_unit SELECT * FROM recon_unit")
+    assert len(warehouse.read_slice("recon_unit", "W1", "2025-07")) == 1
 
 
 def test_postgres_url_spellings():
