@@ -85,3 +85,30 @@ def base_run(tmp_path_factory) -> CliRun:
     run = run_cli(out)
     assert run.exit_code == 0, run.stderr
     return run
+
+
+@dataclass
+class Demo:
+    inputs: object            # reconcile.demo.DemoPeriodInputs of 2025-07
+    message_files: list       # every message file of that period (lookback month included)
+    reference: CliRun         # the run on the files as written
+
+    def options(self, messages=None) -> dict:
+        return {"messages": messages or self.message_files, "accounts": self.inputs.accounts,
+                "rate_card": list(self.inputs.rate_cards), "invoice": list(self.inputs.invoices)}
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Demo:
+    """The demo's 2025-07 inputs (CSV.gz + Parquet + webhook JSON Lines, known discrepancies), written
+    once per session, and the reference run on them."""
+    from reconcile.demo import write_demo_inputs
+    from reconcile.io import locations, tables
+
+    root = tmp_path_factory.mktemp("demo")
+    inputs = write_demo_inputs(str(root / "inputs"))["2025-07"]
+    files = [f for p in inputs.messages for f in locations.list_files(p, tables.TABLE_SUFFIXES)]
+    d = Demo(inputs, files, None)
+    d.reference = run_cli(str(root / "reference"), **d.options())
+    assert d.reference.exit_code == 0, d.reference.stderr
+    return d
