@@ -61,7 +61,7 @@ def run_cli(out: str, *, period: str = PERIOD, warehouse: str = "none", extra: l
     argv = ["run"]
     for opt, value in chosen.items():
         for v in (value if isinstance(value, (list, tuple)) else [value]):
-            argv += [f"--{opt}", str(v)]
+            argv.append(f"--{opt}={v}")   # "=" form: a value may start with "-"
     argv += ["--period", period, "--out", out, "--quiet"]
     if warehouse is not None:
         argv += ["--warehouse", warehouse]
