@@ -475,15 +475,25 @@ def _messages_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog) -> pd.
     out = {}
     for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
         if c in MESSAGE_TIMESTAMPS:
-            out[c] = raw[c] if c in raw.columns else pd.Series([""] * n, dtype="str", index=raw.index)
+            out[c] = raw[c] if c in raw.columns else _constant_strings("", n, raw.index)
         elif c in raw.columns:
             out[c] = _strings(raw[c])
         else:
-            out[c] = pd.Series([""] * n, dtype="str", index=raw.index)
+            out[c] = _constant_strings("", n, raw.index)
     frame = pd.DataFrame(out)
-    frame["source"] = pd.Series([path] * n, dtype="str", index=raw.index) if n else pd.Series(dtype="str")
+    frame["source"] = _constant_strings(path, n, raw.index) if n else pd.Series(dtype="str")
     frame["row"] = raw["__row"].to_numpy(dtype=np.int64)
     return frame.reset_index(drop=True)
+
+
+def _constant_strings(value: str, n: int, index) -> pd.Series:
+    """A ``str`` Series of ``n`` times ``value``, built from Arrow buffers (no Python list of n strings)."""
+    import pyarrow as pa
+
+    data = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
+    arr = pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])
+    return pd.Series(pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan)), index=index)
 
 
 def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, accounts: pd.DataFrame | None,
