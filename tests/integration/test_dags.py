@@ -7,6 +7,7 @@ the S3 and warehouse connections come from AIRFLOW_CONN_* environment variables,
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,9 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 HEAVY_MODULES = ("pandas", "numpy", "duckdb", "openpyxl", "pyarrow", "numba", "reconcile.engine")
 
-# Airflow reads its configuration when it is first imported: set it up before the import below.
-# (This module must be the first to import Airflow in the session; nothing under reconcile/ does.)
-_HOME = tempfile.mkdtemp(prefix="reconcile-airflow-home-")
+# Airflow reads its configuration when it is first imported: the `airflow_db` fixture sets it up
+# (temporary AIRFLOW_HOME, SQLite metadata DB) before the first import. This module must be the
+# first to import Airflow in its process; nothing under reconcile/ ever does.
+if importlib.util.find_spec("airflow") is None:
+    pytest.importorskip("airflow")          # skips the whole module when Airflow is not installed
+_HOME = os.path.join(tempfile.gettempdir(), f"reconcile-airflow-home-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 AIRFLOW_ENV = {
     "AIRFLOW_HOME": _HOME,
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -36,9 +40,6 @@ AIRFLOW_ENV = {
     "AIRFLOW_VAR_RECONCILE_INVOICE_POKE_INTERVAL_S": "1",
     "AIRFLOW_VAR_RECONCILE_INVOICE_TIMEOUT_S": "60",
 }
-_SAVED_ENV = {k: os.environ.get(k) for k in AIRFLOW_ENV}
-os.environ.update(AIRFLOW_ENV)
-pytest.importorskip("airflow")
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
@@ -56,24 +57,25 @@ def _run(cmd: list[str], env_extra: dict | None = None) -> subprocess.CompletedP
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module", autouse=True)
-def _airflow_home_lifetime():
-    """Remove the temporary AIRFLOW_HOME and restore the environment after the module."""
-    yield
-    import shutil
-
-    _restore(_SAVED_ENV)
-    shutil.rmtree(_HOME, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def airflow_db():
-    """Airflow's metadata DB (SQLite) migrated once for the module."""
-    done = _run([sys.executable, "-m", "airflow", "db", "migrate"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    if str(DAGS) not in sys.path:
-        sys.path.insert(0, str(DAGS))
-    return _HOME
+    """Airflow's configuration in a temporary AIRFLOW_HOME and its metadata DB (SQLite), migrated
+    once for the module; the environment is restored and the folder removed afterwards."""
+    import shutil
+
+    saved = {k: os.environ.get(k) for k in AIRFLOW_ENV}
+    os.makedirs(_HOME, exist_ok=True)
+    os.environ.update(AIRFLOW_ENV)
+    try:
+        pytest.importorskip("airflow")
+        done = _run([sys.executable, "-m", "airflow", "db", "migrate"])
+        assert done.returncode == 0, done.stderr[-3000:]
+        if str(DAGS) not in sys.path:
+            sys.path.insert(0, str(DAGS))
+        yield _HOME
+    finally:
+        _restore(saved)
+        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
