@@ -36,9 +36,9 @@ AIRFLOW_ENV = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    # the invoice sensor: poke every second, give up after a minute (production: 30 min / 5 days)
+    # the invoice sensor: poke every second, give up after 5 s (production: 30 min / 5 days)
     "AIRFLOW_VAR_RECONCILE_INVOICE_POKE_INTERVAL_S": "1",
-    "AIRFLOW_VAR_RECONCILE_INVOICE_TIMEOUT_S": "60",
+    "AIRFLOW_VAR_RECONCILE_INVOICE_TIMEOUT_S": "5",
 }
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
@@ -191,7 +191,7 @@ def test_dag_files_import_without_errors(dagbag):
     assert monthly.params["warehouse_conn_id"] == "reconcile_warehouse"
     assert monthly.params["messages_prefix"] == "s3://reconcile/messages/{period}/"
     sensor = monthly.get_task("wait_for_invoice")
-    assert sensor.mode == "reschedule" and sensor.poke_interval == 1 and sensor.timeout == 60
+    assert sensor.mode == "reschedule" and sensor.poke_interval == 1 and sensor.timeout == 5
     assert monthly.get_task("window_shard").upstream_task_ids == {"plan", "prepare_shards"}
     assert monthly.get_task("list_message_logs").upstream_task_ids == {"plan", "wait_for_invoice"}
     dispute = dagbag.dags["dispute_rerun"]
@@ -337,3 +337,16 @@ def test_dispute_dag_writes_a_scoped_report_and_slice(dispute_run, stack):
     assert disputed == [(demo.W_BR, PERIOD)]
     users = _warehouse_rows(schema, f"SELECT DISTINCT user_wa_id FROM recon_unit WHERE scope = 'dispute:{DISPUTE_ID}'")
     assert users == [(DISPUTED_USER,)]
+
+
+def test_monthly_dag_waits_for_the_invoice_and_gives_up(dispute_run, dagbag, stack):
+    """No invoice for 2026-01: the sensor pokes until its timeout, nothing downstream runs and no
+    report prefix is created."""
+    dag = _no_retries(dagbag.dags["monthly_reconciliation"])
+    conf = {**_prefixes(stack["bucket"]), "report_prefix": f"s3://{stack['bucket']}/reports/{{period}}/"}
+    run = dag.test(logical_date=datetime(2026, 2, 5, 6, tzinfo=timezone.utc), run_conf=conf)
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["plan"] == "success" and states["wait_for_invoice"] == "failed"
+    assert states["list_message_logs"] == "upstream_failed"
+    assert _keys(stack["client"], stack["bucket"], "reports/2026-01/") == {}
