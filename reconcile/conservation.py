@@ -26,11 +26,13 @@ class ConservationError(RuntimeError):
     """A conservation check failed: the run's numbers cannot be trusted, nothing is published."""
 
 
-def row_ledger(rows_in_files: int, rejected_by_readers: int, engine_counts: dict) -> dict:
-    """Every input message row accounted for (check 1). Returns the ledger for run.json."""
+def row_ledger(rows_in_files: int, rejected_by_readers: int, engine_counts: dict, *, out_of_scope: int = 0) -> dict:
+    """Every input message row accounted for (check 1). Returns the ledger for run.json.
+    ``out_of_scope``: rows of accounts left out by ``--waba``."""
     ledger = {
         "rows_in": int(rows_in_files),
         "rejected_by_readers": int(rejected_by_readers),
+        "out_of_scope": int(out_of_scope),
         "duplicates_merged": int(engine_counts.get("duplicates_merged", 0)),
         "conflicting_duplicates": int(engine_counts.get("conflicting_duplicates", 0)),
         "inbound": int(engine_counts.get("inbound", 0)),
@@ -40,7 +42,7 @@ def row_ledger(rows_in_files: int, rejected_by_readers: int, engine_counts: dict
     read = int(engine_counts.get("input_rows", 0))
     accounted = (ledger["duplicates_merged"] + ledger["conflicting_duplicates"] + ledger["inbound"]
                  + ledger["non_billable"] + ledger["billable_outbound"])
-    ledger["rows_accounted"] = ledger["rejected_by_readers"] + accounted
+    ledger["rows_accounted"] = ledger["rejected_by_readers"] + ledger["out_of_scope"] + accounted
     if rows_in_files >= 0 and ledger["rows_accounted"] != ledger["rows_in"]:
         raise ConservationError(
             f"message rows do not add up: {ledger['rows_in']} in the files, {ledger['rows_accounted']} accounted "

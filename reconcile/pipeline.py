@@ -67,6 +67,9 @@ class Inputs:
     market_map: pd.DataFrame
     invoice_lines: pd.DataFrame
     infos: list = field(default_factory=list)
+    all_accounts: pd.DataFrame | None = None      # the whole accounts file (``accounts`` = those in scope)
+    out_of_scope: dict = field(default_factory=dict)   # invoice lines left out because of --waba
+    message_rows: "MessageRows | None" = None
 
 
 @dataclass
@@ -79,47 +82,76 @@ class RunResult:
     exit_code: int
 
 
-class EngineMissing(RuntimeError):
-    pass
-
-
 # --------------------------------------------------------------------------- stages
-def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
-    """Read and validate every input (the `read` stage)."""
+def load_reference(config: RunConfig, quality: QualityLog) -> Inputs:
+    """Read everything but the message logs: accounts (only those of ``--waba`` when given),
+    market map, rate cards and invoice lines. Invoice lines of accounts outside ``--waba`` are
+    out of scope: left out and counted, not reported as errors."""
     from .io import locations, tables
     from .rules.markets import load_market_map
 
     if config.s3_endpoint_url:
         locations.set_default_endpoint(config.s3_endpoint_url)
-    accounts = tables.read_accounts(config.accounts, quality)
-    account_rows = len(accounts)
-    if config.wabas:
-        unknown = sorted(set(config.wabas) - set(accounts["waba_id"]))
-        if unknown:
-            raise InputError(f"--waba {', '.join(unknown)} not in the accounts file", source=config.accounts,
-                             column="waba_id")
-        accounts = accounts[accounts["waba_id"].isin(config.wabas)].reset_index(drop=True)
+    all_accounts = tables.read_accounts(config.accounts, quality)
+    accounts = select_accounts(all_accounts, config)
     market_map = load_market_map(config.market_map)
     rates, rate_infos = tables.read_rate_cards(config.rate_cards, quality)
-    messages, message_infos = tables.read_messages(config.messages, quality, accounts=accounts)
-    invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=accounts,
+    invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=all_accounts,
                                                        market_map=market_map, period=config.period)
-    infos = [*_account_info(config.accounts, account_rows), *rate_infos, *message_infos, *invoice_infos]
-    return Inputs(messages, accounts, rates, market_map, invoice_lines, infos)
+    in_scope = invoice_lines["waba_id"].isin(accounts["waba_id"])
+    infos = [tables.InputInfo("accounts", config.accounts, len(all_accounts), locations.sha256_of(config.accounts)),
+             *rate_infos, *invoice_infos]
+    inputs = Inputs(pd.DataFrame(), accounts, rates, market_map, invoice_lines[in_scope].reset_index(drop=True),
+                    infos)
+    inputs.all_accounts = all_accounts
+    inputs.out_of_scope["invoice_lines"] = int((~in_scope).sum())
+    return inputs
 
 
-def _account_info(path: str, rows: int) -> list:
-    from .io import locations, tables
+def select_accounts(accounts: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
+    """The accounts of ``--waba`` (every account when none is given); an unknown id is exit 2."""
+    if not config.wabas:
+        return accounts
+    unknown = sorted(set(config.wabas) - set(accounts["waba_id"]))
+    if unknown:
+        raise InputError(f"--waba {', '.join(unknown)} not in the accounts file", source=config.accounts,
+                         column="waba_id")
+    return accounts[accounts["waba_id"].isin(config.wabas)].reset_index(drop=True)
 
-    return [tables.InputInfo("accounts", path, rows, locations.sha256_of(path))]
+
+def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
+    """Read and validate every input (the `read` stage)."""
+    inputs = load_reference(config, quality)
+    inputs.messages, message_infos, inputs.message_rows = read_message_logs(config, quality, inputs.all_accounts,
+                                                                            inputs.accounts)
+    inputs.infos = [*inputs.infos[:1], *message_infos, *inputs.infos[1:]]
+    return inputs
+
+
+def read_message_logs(config: RunConfig, quality: QualityLog, all_accounts: pd.DataFrame,
+                      accounts: pd.DataFrame) -> tuple[pd.DataFrame, list, "MessageRows"]:
+    """The message logs of the run's accounts, and the ledger of their rows: in the files, rejected by
+    the readers (distinct rows with an error finding), left out by ``--waba``."""
+    from .io import tables
+
+    n_findings = len(quality)
+    messages, infos = tables.read_messages(config.messages, quality, accounts=all_accounts)
+    rejected_rows = 0
+    if len(quality) > n_findings:
+        findings = quality.frame()
+        rejected = findings[(findings["severity"] == "error") & findings["source"].isin({i.path for i in infos})]
+        rejected_rows = int(len(rejected[["source", "row"]].drop_duplicates()))
+    in_scope = messages["waba_id"].isin(accounts["waba_id"]).to_numpy()
+    if not in_scope.all():
+        messages = messages[in_scope].reset_index(drop=True)
+    rows = MessageRows(sum(int(i.rows) for i in infos), rejected_rows, int((~in_scope).sum()))
+    return messages, infos, rows
 
 
 def compute(inputs: Inputs, period: Period, quality: QualityLog):
     """Recompute expected charges (the `engine` stage)."""
-    try:
-        from .engine import compute_units
-    except ImportError as exc:  # pragma: no cover - only before the engine existed
-        raise EngineMissing("the billing engine is not installed; no numbers are produced") from exc
+    from .engine import compute_units
+
     return compute_units(inputs.messages, inputs.accounts, inputs.rates, inputs.market_map, period, quality)
 
 
@@ -143,7 +175,7 @@ def scope_to_dispute(units: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- run
 @contextmanager
-def _timed(progress: Progress, timings: dict, name: str) -> Iterator[None]:
+def timed(progress: Progress, timings: dict, name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     with progress.stage(name):
         yield
@@ -151,51 +183,65 @@ def _timed(progress: Progress, timings: dict, name: str) -> Iterator[None]:
 
 
 def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
+    """The whole run: read → engine → compare → publish."""
     progress = progress or LogProgress()
     quality = QualityLog()
-    timings: dict[str, float] = {}
-    started = datetime.now(timezone.utc)
-    t_total = time.perf_counter()
-
-    with _timed(progress, timings, "read"):
+    clock = RunClock()
+    with timed(progress, clock.timings, "read"):
         inputs = load_inputs(config, quality)
-        rows_in, rejected_by_readers = _message_rows_read(inputs, quality)
-    with _timed(progress, timings, "engine"):
+    with timed(progress, clock.timings, "engine"):
         result = compute(inputs, config.period, quality)
+    inputs.messages = pd.DataFrame()  # the engine is done with them: free the memory before publishing
+    return finish_run(config, inputs, result, quality, inputs.message_rows, clock=clock, progress=progress)
+
+
+@dataclass
+class RunClock:
+    """When the run started and the seconds per stage so far (``run.json``'s ``timings_s``)."""
+
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    t0: float = field(default_factory=time.perf_counter)
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MessageRows:
+    """Rows of the message files: in the files, rejected by the readers, left out by ``--waba``."""
+
+    rows_in: int
+    rejected_by_readers: int
+    out_of_scope: int = 0
+
+
+def finish_run(config: RunConfig, inputs: Inputs, result, quality: QualityLog, message_rows: MessageRows, *,
+               clock: RunClock, progress: Progress, extra_record: dict | None = None) -> RunResult:
+    """Compare, check conservation, publish: the part shared by ``run`` and the sharded DAG."""
     units = result.units
-    with _timed(progress, timings, "compare"):
+    with timed(progress, clock.timings, "compare"):
         if config.dispute_id:
             units = scope_to_dispute(units, config)
         variance = reconcile_variance(result.units, inputs, config, quality)
         if config.dispute_id:
             variance = _dispute_variance(variance, units)
-        conservation = check_conservation(result, units, variance, config, quality, rows_in, rejected_by_readers)
-    record = build_run_record(config, inputs, result, units, variance, quality, started, timings)
+        conservation = check_conservation(result, units, variance, config, quality, message_rows)
+    record = build_run_record(config, inputs, result, units, variance, quality, clock.started, clock.timings)
     record["conservation"] = conservation
+    record.update(extra_record or {})
     exit_code = 3 if config.fail_on_variance and (variance["status"] != "match").any() else 0
     with progress.stage("publish"):
-        publish(config, record, units, variance, quality, inputs, timings, t_total)
+        publish(config, record, units, variance, quality, inputs, clock.timings, clock.t0)
     return RunResult(record, units, variance, quality, config.out_location, exit_code)
 
 
-def _message_rows_read(inputs: Inputs, quality: QualityLog) -> tuple[int, int]:
-    """Rows in the message files, and how many of them the readers rejected (distinct rows with an
-    error finding), taken right after the read stage."""
-    sources = {i.path for i in inputs.infos if i.kind == "messages"}
-    rows_in = sum(int(i.rows) for i in inputs.infos if i.kind == "messages")
-    findings = quality.frame()
-    rejected = findings[(findings["severity"] == "error") & findings["source"].isin(sources)]
-    return rows_in, int(len(rejected[["source", "row"]].drop_duplicates()))
-
-
-def check_conservation(result, units, variance, config: RunConfig, quality: QualityLog, rows_in: int,
-                       rejected_by_readers: int) -> dict:
+def check_conservation(result, units, variance, config: RunConfig, quality: QualityLog,
+                       message_rows: MessageRows) -> dict:
     """Conservation checks of reconcile.conservation; raises ConservationError (nothing is published)."""
     from . import conservation as cons
 
     findings = quality.frame()
     excluded_ids = set(findings.loc[findings["severity"] == "error", "message_id"])
-    ledger = cons.row_ledger(rows_in, rejected_by_readers, result.counts)
+    ledger = cons.row_ledger(message_rows.rows_in, message_rows.rejected_by_readers, result.counts,
+                             out_of_scope=message_rows.out_of_scope)
     buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period, excluded_ids)
     expected = cons.totals_by_currency(units, "amount")
     if not config.dispute_id:
@@ -223,6 +269,8 @@ def build_run_record(config, inputs, result, units, variance, quality, started, 
     counts["variance_rows"] = int(len(variance))
     counts["variance_by_status"] = {s: int((variance["status"] == s).sum()) for s in VARIANCE_STATUSES}
     counts["data_quality"] = quality.counts()
+    counts["out_of_scope"] = {"message_rows": int(getattr(inputs.message_rows, "out_of_scope", 0) or 0),
+                              **inputs.out_of_scope}
     eras = sorted(set(units["era"])) if "era" in units.columns else []
     return {
         "run_id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",

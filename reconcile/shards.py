@@ -29,6 +29,7 @@ and findings between workers through a local folder or an ``s3://`` prefix.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -203,22 +204,23 @@ def prepare_shards(config, work_prefix: str, n: int) -> dict:
     Returns ``{"shards": [{"index", "uri", "rows"}], "counts": {...}, "quality": uri, "inputs": [...]}``,
     also stored as ``work_prefix/prepared.json`` (:func:`read_prepared`).
     """
+    from . import pipeline
     from .engine import dedupe_messages
     from .io import locations, tables
 
     if config.s3_endpoint_url:
         locations.set_default_endpoint(config.s3_endpoint_url)
     quality = QualityLog()
-    accounts = _accounts(config, QualityLog())          # findings of the accounts file: final stage
-    messages, infos = tables.read_messages(config.messages, quality, accounts=accounts)
-    rows_in, rejected_by_readers = _rows_read(infos, quality)
+    all_accounts = tables.read_accounts(config.accounts, QualityLog())  # its findings: final stage
+    accounts = pipeline.select_accounts(all_accounts, config)
+    messages, infos, rows = pipeline.read_message_logs(config, quality, all_accounts, accounts)
     deduped, counts = dedupe_messages(messages, quality)
     shards = []
     for i, part in enumerate(partition_messages(deduped, n)):
         uri = write_frame(part, join_uri(work_prefix, "shards", f"messages-{i:04d}-of-{n:04d}.parquet"))
         shards.append({"index": i, "uri": uri, "rows": int(len(part))})
     prepared = {"shards": shards, "counts": _plain(counts),
-                "message_rows": {"read": rows_in, "rejected_by_readers": rejected_by_readers},
+                "message_rows": dataclasses.asdict(rows),
                 "quality": save_quality(quality, join_uri(work_prefix, "quality", "prepare.parquet")),
                 "inputs": [_info_dict(i) for i in infos]}
     locations.write_bytes(join_uri(work_prefix, PREPARED_MANIFEST), json.dumps(prepared, indent=1).encode("utf-8"))
@@ -243,7 +245,7 @@ def window_shard(config, shard: dict, work_prefix: str) -> dict:
     if config.s3_endpoint_url:
         locations.set_default_endpoint(config.s3_endpoint_url)
     quality = QualityLog()
-    accounts = _accounts(config, QualityLog())
+    accounts = _accounts(config)
     raw_units, coverage, counts = window_units(read_frame(shard["uri"]), accounts,
                                                load_market_map(config.market_map), quality)
     index = int(shard["index"])
@@ -256,88 +258,46 @@ def window_shard(config, shard: dict, work_prefix: str) -> dict:
 
 def finish_sharded_run(config, prepared: dict, windowed: list[dict], progress=None):
     """Stage 3 (one task): merge the shards' raw units, apply the account-level passes and pricing
-    (``finalize_units``), compare with the invoice and publish exactly as ``pipeline.run`` does
-    (files with ``_SUCCESS`` last, the warehouse slice). Returns the :class:`pipeline.RunResult`."""
-    import time
-    from datetime import datetime, timezone
-
+    (``finalize_units``), then compare, check and publish with ``pipeline.finish_run`` — exactly
+    as ``pipeline.run`` does. Returns the :class:`pipeline.RunResult`."""
     from . import pipeline
     from .engine import EngineResult
     from .engine.accounts import finalize_units
-    from .io import locations, tables
+    from .io import tables
     from .progress import LogProgress
-    from .rules.markets import load_market_map
 
     progress = progress or LogProgress()
-    if config.s3_endpoint_url:
-        locations.set_default_endpoint(config.s3_endpoint_url)
     quality = QualityLog()
-    timings: dict[str, float] = {}
-    started = datetime.now(timezone.utc)
-    t_total = time.perf_counter()
+    clock = pipeline.RunClock()
     windowed = sorted(windowed, key=lambda w: int(w["index"]))
 
-    with pipeline._timed(progress, timings, "read"):
+    with pipeline.timed(progress, clock.timings, "read"):
         load_quality(prepared["quality"], quality)
-        all_accounts = tables.read_accounts(config.accounts, quality)
-        accounts = _only_wabas(all_accounts, config)
-        market_map = load_market_map(config.market_map)
-        rates, rate_infos = tables.read_rate_cards(config.rate_cards, quality)
-        invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=accounts,
-                                                           market_map=market_map, period=config.period)
+        inputs = pipeline.load_reference(config, quality)
         message_infos = [tables.InputInfo(**i) for i in prepared["inputs"]]
-        infos = [*pipeline._account_info(config.accounts, len(all_accounts)), *rate_infos, *message_infos,
-                 *invoice_infos]
-        inputs = pipeline.Inputs(messages=pd.DataFrame(), accounts=accounts, rates=rates, market_map=market_map,
-                                 invoice_lines=invoice_lines, infos=infos)
-    with pipeline._timed(progress, timings, "engine"):
+        inputs.infos = [*inputs.infos[:1], *message_infos, *inputs.infos[1:]]
+        inputs.message_rows = pipeline.MessageRows(**prepared["message_rows"])
+    with pipeline.timed(progress, clock.timings, "engine"):
         for w in windowed:
             load_quality(w["quality"], quality)
         raw_units = merge_raw_units(read_frame(w["raw_units"]) for w in windowed)
         coverage = merge_coverage(read_frame(w["coverage"]) for w in windowed)
         counts = dict(prepared["counts"])
         counts.update(_window_counts(merge_counts(w["counts"] for w in windowed)))
-        units, final_counts = finalize_units(raw_units, accounts, rates, config.period, quality)
+        units, final_counts = finalize_units(raw_units, inputs.accounts, inputs.rates, config.period, quality)
         counts.update(final_counts or {})
         counts.setdefault("units", int(len(units)))
         result = EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
-    with pipeline._timed(progress, timings, "compare"):
-        units = pipeline.scope_to_dispute(result.units, config) if config.dispute_id else result.units
-        variance = pipeline.reconcile_variance(result.units, inputs, config, quality)
-        if config.dispute_id:
-            variance = pipeline._dispute_variance(variance, units)
-        rows = prepared["message_rows"]
-        conservation = pipeline.check_conservation(result, units, variance, config, quality, rows["read"],
-                                                   rows["rejected_by_readers"])
-    record = pipeline.build_run_record(config, inputs, result, units, variance, quality, started, timings)
-    record["conservation"] = conservation
-    record["shards"] = len(windowed)
-    exit_code = 3 if config.fail_on_variance and (variance["status"] != "match").any() else 0
-    with progress.stage("publish"):
-        pipeline.publish(config, record, units, variance, quality, inputs, timings, t_total)
-    return pipeline.RunResult(record, units, variance, quality, config.out_location, exit_code)
+    return pipeline.finish_run(config, inputs, result, quality, inputs.message_rows, clock=clock,
+                               progress=progress, extra_record={"shards": len(windowed)})
 
 
-def _accounts(config, quality: QualityLog) -> pd.DataFrame:
-    """The accounts of the run (restricted to ``config.wabas`` when given)."""
+def _accounts(config) -> pd.DataFrame:
+    """The accounts of the run (``--waba`` when given); the accounts file's findings are the final stage's."""
+    from . import pipeline
     from .io import tables
 
-    return _only_wabas(tables.read_accounts(config.accounts, quality), config)
-
-
-def _only_wabas(accounts: pd.DataFrame, config) -> pd.DataFrame:
-    if config.wabas:
-        accounts = accounts[accounts["waba_id"].isin(config.wabas)].reset_index(drop=True)
-    return accounts
-
-
-def _rows_read(infos, quality: QualityLog) -> tuple[int, int]:
-    """Rows of the message files and how many of them the readers rejected (``pipeline._message_rows_read``)."""
-    sources = {i.path for i in infos if i.kind == "messages"}
-    rows_in = sum(int(i.rows) for i in infos if i.kind == "messages")
-    findings = quality.frame()
-    rejected = findings[(findings["severity"] == "error") & findings["source"].isin(sources)]
-    return int(rows_in), int(len(rejected[["source", "row"]].drop_duplicates()))
+    return pipeline.select_accounts(tables.read_accounts(config.accounts, QualityLog()), config)
 
 
 def _info_dict(info) -> dict:
