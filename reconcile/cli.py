@@ -222,12 +222,30 @@ def cmd_demo(args, console) -> int:
             print_summary(console, result)
             print_outputs(console, result.out, None)
     if not args.quiet:
+        print_planted_discrepancies(console)
         console.rule("demo done")
         console.print(f"inputs:    {os.path.join(args.out, 'inputs')}")
         for period in demo.periods:
             console.print(f"{period}:   {os.path.join(args.out, period, 'report.xlsx')} (+ CSVs, Parquet, run.json)")
         console.print(f"warehouse: {warehouse}  (tables recon_run, recon_variance, recon_unit)")
     return EXIT_OK
+
+
+def print_planted_discrepancies(console) -> None:
+    """What the demo planted in its invoices, so the summary above can be checked by eye."""
+    from rich.table import Table
+
+    from .demo import DEMO_DISCREPANCIES
+
+    table = Table(title="Discrepancies planted in the demo invoices (the run should find each)")
+    for col in ("month", "account", "market", "category", "expected finding", "what was planted"):
+        table.add_column(col)
+    for d in DEMO_DISCREPANCIES:
+        finding = d["status"] or ""
+        if d.get("quality_code"):
+            finding = f"{finding} data quality: {d['quality_code']}".strip()
+        table.add_row(d["billing_month"], d["waba_id"], d["market"], d["category"], finding, d["detail"])
+    console.print(table)
 
 
 class UsageError(Exception):
