@@ -1,6 +1,6 @@
 """Memory-bounded path: reconcile an input several times larger than a memory budget, shard by shard.
 
-    .venv/bin/python benchmarks/memory_bounded.py                        # 10M rows, budget 600 MB
+    .venv/bin/python benchmarks/memory_bounded.py                        # 10M rows, budget 800 MB
     .venv/bin/python benchmarks/memory_bounded.py --messages 300000 --check   # + equality with compute_units
 
 Steps (each holds at most one file / partition / shard in memory; everything else is Parquet on disk):
@@ -86,7 +86,8 @@ def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check
     rates, _ = tables.read_rate_cards([os.path.join(data, "rates.csv")], quality)
     market_map = load_market_map(None)
     files = sorted(glob.glob(os.path.join(data, "messages", "*.parquet")))
-    timings, stats = {}, {"files": len(files), "rows_read": 0, "frame_bytes_first_file": 0}
+    timings, stats = {}, {"files": len(files), "rows_read": 0, "frame_bytes_first_file": 0,
+                          "peak_rss_mb_after": {"imports+reference data": round(peak_rss_mb())}}
 
     # 1. read + partition by message id
     t = time.perf_counter()
@@ -105,6 +106,7 @@ def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check
                 write_frame(piece, os.path.join(work, "by_id", f"p{p:04d}", f"f{i:04d}.parquet"))
         del messages, piece
     timings["read+partition"] = time.perf_counter() - t
+    stats.setdefault("peak_rss_mb_after", {})["read+partition"] = round(peak_rss_mb())
 
     # 2. dedupe per id partition, then split by user into shards
     t = time.perf_counter()
@@ -125,6 +127,7 @@ def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check
         shutil.rmtree(folder)
         del frame, deduped
     timings["dedupe+shard"] = time.perf_counter() - t
+    stats.setdefault("peak_rss_mb_after", {})["dedupe+shard"] = round(peak_rss_mb())
 
     # 3. window per user shard (pyarrow.dataset streams the shard's pieces from disk)
     t = time.perf_counter()
@@ -140,6 +143,7 @@ def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check
         shutil.rmtree(folder)
         del shard, raw_units, _coverage
     timings["window"] = time.perf_counter() - t
+    stats.setdefault("peak_rss_mb_after", {})["window"] = round(peak_rss_mb())
 
     # 4. account passes per tier scope (portfolio), reading only that scope's raw units
     t = time.perf_counter()
@@ -158,6 +162,7 @@ def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check
         write_frame(units, os.path.join(work, "units", f"units-{group}.parquet"))
         del sub, units
     timings["account passes"] = time.perf_counter() - t
+    stats.setdefault("peak_rss_mb_after", {})["account passes"] = round(peak_rss_mb())
     timings["total"] = time.perf_counter() - t0
     result = {**stats, "raw_units": raw_rows, "units": unit_rows, "amounts": amounts, "timings_s": timings,
               "findings": len(quality), "dedupe_counts": counts_total}
@@ -202,8 +207,8 @@ def _check(files, accounts, rates, market_map, period, work) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=10_000_000)
-    ap.add_argument("--rows-per-file", type=int, default=500_000)
-    ap.add_argument("--budget-mb", type=int, default=600)
+    ap.add_argument("--rows-per-file", type=int, default=200_000)
+    ap.add_argument("--budget-mb", type=int, default=800)
     ap.add_argument("--id-partitions", type=int, default=64)
     ap.add_argument("--shards", type=int, default=64)
     ap.add_argument("--period", default="2025-07")
