@@ -51,14 +51,13 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.Dat
     counts = {"input_rows": n, "duplicates_merged": 0, "conflicting_duplicates": 0}
     if n == 0:
         return messages.reset_index(drop=True), counts
-    codes = np.asarray(pc.dictionary_encode(arrow_strings(messages["message_id"])).indices, dtype=np.int64)
-    per_id = np.bincount(codes)
-    if len(per_id) == n:       # no duplicates at all: the common case costs one factorize
+    dup_rows, dup_codes = _duplicated_ids(arrow_strings(messages["message_id"]))
+    if len(dup_rows) == 0:     # no duplicates at all: the common case
         return messages.reset_index(drop=True), counts
 
-    dup_rows = np.flatnonzero(per_id[codes] > 1)                 # input positions, ascending
-    dup_rows = dup_rows[np.argsort(codes[dup_rows], kind="stable")]   # grouped by id, input order inside
-    gcodes = codes[dup_rows]
+    order = np.argsort(dup_codes, kind="stable")
+    dup_rows = dup_rows[order]                                    # grouped by id, input order inside
+    gcodes = dup_codes[order]
     starts = np.flatnonzero(np.r_[True, gcodes[1:] != gcodes[:-1]])
     first_pos = dup_rows[starts]                                  # first occurrence of each duplicated id
     n_groups = len(starts)
@@ -85,7 +84,7 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.Dat
             masked = np.where(ns == NAT_NS, MAX_NS, ns)
             earliest = np.minimum.reduceat(masked, starts)
             earliest = np.where(earliest == MAX_NS, NAT_NS, earliest)
-            merged[col] = pd.DatetimeIndex(earliest.view("M8[ns]")).tz_localize("UTC")
+            merged[col] = earliest        # int64 ns (NAT_NS for none)
         else:
             first = _first_non_empty(values, starts, local, m)
             merged[col] = values.iloc[first].to_numpy()
@@ -115,22 +114,110 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.Dat
                     + ": message excluded (charges nothing, opens nothing)"),
         )
 
-    # one merged row per duplicated id, placed at its first occurrence; conflicting ids dropped
-    merged_frame = messages.iloc[first_pos].reset_index(drop=True)
-    for col, vals in merged.items():
-        if isinstance(vals, pd.DatetimeIndex):
-            merged_frame[col] = pd.Series(vals).astype(messages[col].dtype)
-        else:
-            merged_frame[col] = pd.array(vals, dtype=messages[col].dtype)
+    # one merged row per duplicated id, placed at its first occurrence; conflicting ids dropped.
+    # A filter keeps input order (one sequential pass per column); the merged values are then
+    # written over the kept first occurrences.
     keep_groups = ~conflicting
-    single_rows = np.flatnonzero(per_id[codes] == 1)
-    positions = np.concatenate([single_rows, first_pos[keep_groups]])
-    out = pd.concat([messages.iloc[single_rows].reset_index(drop=True),
-                     merged_frame[keep_groups].reset_index(drop=True)], ignore_index=True)
-    out = out.take(np.argsort(positions, kind="stable")).reset_index(drop=True)
+    keep = np.ones(n, dtype=bool)
+    keep[dup_rows] = False
+    kept_first = first_pos[keep_groups]
+    keep[kept_first] = True
+    by_pos = np.argsort(kept_first, kind="stable")
+    out_pos = (np.cumsum(keep) - 1)[kept_first[by_pos]]          # ascending positions in the output
+    out = _filter_rows(messages, keep)
+    for col, vals in merged.items():
+        vals = np.asarray(vals)[keep_groups][by_pos]
+        current = out[col].iloc[out_pos]
+        if pd.api.types.is_datetime64_any_dtype(current.dtype):
+            differs = _instants_ns(current) != vals
+        else:
+            differs = ~(pd.Series(vals, dtype=object).reset_index(drop=True)
+                        == current.astype(object).reset_index(drop=True)).to_numpy(dtype=bool)
+        if differs.any():        # most merged values equal the first occurrence's: nothing to rewrite
+            out[col] = _overwrite(out[col], out_pos[differs], vals[differs])
     counts["duplicates_merged"] = int(m - n_groups)
     counts["conflicting_duplicates"] = n_conflicting
     return out, counts
+
+
+#: below this many rows duplicated ids are found with one dictionary encoding (no hash pre-pass)
+_HASH_PREPASS_ROWS = 200_000
+
+
+def _duplicated_ids(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Input positions (ascending) of the rows whose id occurs more than once, and an id code per such row.
+
+    Large inputs first hash every id (DuckDB's multi-threaded ``hash``) and keep the rows whose hash
+    repeats; only those candidates are dictionary-encoded, so the exact answer costs a hash table of
+    the (few) duplicated ids instead of one of all ids."""
+    n = len(ids)
+    if n >= _HASH_PREPASS_ROWS:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET enable_progress_bar = false")
+            con.register("ids", pa.table({"m": ids}))
+            hashes = con.sql("SELECT hash(m) AS h FROM ids").to_arrow_table()
+            con.register("hashes", hashes)
+            repeated = con.sql("SELECT h FROM hashes GROUP BY h HAVING count(*) > 1").to_arrow_table().column(0)
+            hashes = hashes.column(0)
+        finally:
+            con.close()
+        if len(hashes) != n:    # pragma: no cover - defensive
+            raise RuntimeError("id hashing lost rows")
+        candidates = np.flatnonzero(pc.is_in(hashes, value_set=repeated.combine_chunks()).to_numpy(
+            zero_copy_only=False))
+        if len(candidates) == 0:
+            return candidates.astype(np.int64), candidates.astype(np.int64)
+        ids = ids.take(pa.array(candidates))
+    else:
+        candidates = np.arange(n, dtype=np.int64)
+    codes = np.asarray(pc.dictionary_encode(ids).indices, dtype=np.int64)
+    per_id = np.bincount(codes)
+    dup = per_id[codes] > 1
+    return candidates[dup].astype(np.int64), codes[dup]
+
+
+def _filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``frame[keep]`` with a fresh RangeIndex; Arrow-backed columns are filtered by Arrow (one
+    sequential pass) instead of pandas' gather."""
+    mask = pa.array(keep)
+    cols = {}
+    for name in frame.columns:
+        col = frame[name]
+        arr = getattr(col.array, "_pa_array", None)
+        if arr is not None:
+            cols[name] = pd.Series(pd.array(pc.filter(arr, mask), dtype=col.dtype), name=name)
+        else:
+            cols[name] = pd.Series(col.to_numpy()[keep] if not isinstance(col.dtype, pd.DatetimeTZDtype)
+                                   else col.array[keep], name=name)
+            if cols[name].dtype != col.dtype:
+                cols[name] = cols[name].astype(col.dtype)
+    return pd.DataFrame(cols, columns=frame.columns)
+
+
+def _overwrite(column: pd.Series, positions: np.ndarray, values: np.ndarray) -> pd.Series:
+    """``column`` with ``values`` written at ascending ``positions`` (same dtype; strings stay Arrow)."""
+    if len(positions) == 0:
+        return column
+    arr = getattr(column.array, "_pa_array", None)
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[positions] = True
+        repl = pa.array(np.asarray(values, dtype=object), type=arr.type, from_pandas=True)
+        new = pc.replace_with_mask(arr, pa.array(mask), repl)
+        return pd.Series(pd.array(new, dtype=column.dtype), index=column.index, name=column.name)
+    if pd.api.types.is_datetime64_any_dtype(column.dtype) and values.dtype == np.int64:
+        ns = _instants_ns(column).copy()          # values: int64 ns UTC, NAT_NS for none
+        ns[positions] = values
+        return pd.Series(pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC"), index=column.index,
+                         name=column.name).astype(column.dtype)
+    out = column.copy()
+    out.iloc[positions] = pd.array(values, dtype=column.dtype)
+    return out
 
 
 def _empty_mask(values: pd.Series) -> np.ndarray:
