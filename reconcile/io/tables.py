@@ -175,8 +175,9 @@ def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFram
     reader = csv.reader(io.StringIO(_text(data, path), newline=""))
     header = next(reader, [])
     width = len(header)
-    records, rows = [], []
+    records, rows, seen = [], [], 0
     for i, rec in enumerate(reader, start=1):
+        seen += bool(rec)
         if len(rec) != width:
             if not rec:
                 continue
@@ -188,6 +189,7 @@ def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFram
     frame = pd.DataFrame(records, columns=header, dtype="str") if records else \
         pd.DataFrame({c: pd.Series(dtype="str") for c in header})
     frame["__row"] = np.asarray(rows, dtype=np.int64)
+    frame.attrs["records"] = seen     # rows in the file, the rejected ones included (run.json, conservation)
     return frame
 
 
@@ -253,10 +255,11 @@ def _first_record(lines: list[str], path: str = ""):
 
 def _read_jsonl_rows(lines: list[str], path: str, quality: QualityLog) -> pd.DataFrame:
     """Rows of a JSON Lines table (one object a line); a line that is not a JSON object → ``bad_json``."""
-    records, rows = [], []
+    records, rows, seen = [], [], 0
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        seen += 1
         try:
             rec = json.loads(line)
         except ValueError as exc:
@@ -272,6 +275,7 @@ def _read_jsonl_rows(lines: list[str], path: str, quality: QualityLog) -> pd.Dat
         if frame[c].dtype == object or str(frame[c].dtype) in ("str", "string"):
             frame[c] = frame[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     frame["__row"] = np.asarray(rows, dtype=np.int64)
+    frame.attrs["records"] = seen     # rows in the file, the rejected ones included (run.json, conservation)
     return frame
 
 
@@ -442,7 +446,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
                 continue
             raw = _read_jsonl_rows(lines, path, quality)
-        n_rows = len(raw)
+        n_rows = int(raw.attrs.get("records", len(raw)))   # rejected rows count as rows of the file
         part = _messages_from_raw(raw, path, quality)
         part = _validate_messages(part, path, quality, accounts)
         frames.append(part)
@@ -679,7 +683,7 @@ def read_invoice(paths, quality: QualityLog, *, accounts: pd.DataFrame | None, m
             raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
         else:
             raw = _read_jsonl_rows(_split_lines(data, path), path, quality)
-        n_rows = len(raw)
+        n_rows = int(raw.attrs.get("records", len(raw)))   # rejected rows count as rows of the file
         frames.append(_invoice_from_raw(raw, path, quality, accounts, market_map))
         infos.append(InputInfo("invoice", path, n_rows, _sha256(data)))
     if not frames:

@@ -110,6 +110,8 @@ def huge_file(tmp) -> str:
 
 HUGE = "<tmp>/messages_huge_fields.csv"
 E, W = "error", "warning"
+#: the webhook cases carry July only: less than 7 days of history before the period (rule book section 0)
+SHORT_LOOKBACK = (W, "short_lookback", "messages", None, "sent_at", "")
 
 CASES = [
     Case("truncated_gzip", {"messages": bad("messages_truncated.csv.gz")}, exit=2,
@@ -145,11 +147,13 @@ CASES = [
          check=same_units_except("wamid.U1")),
     Case("webhook_lines_not_json", {"messages": bad("webhooks_not_json.jsonl")},
          findings=[(E, "bad_json", bad("webhooks_not_json.jsonl"), 2, "", ""),
-                   (E, "bad_json", bad("webhooks_not_json.jsonl"), 4, "", "")],
+                   (E, "bad_json", bad("webhooks_not_json.jsonl"), 4, "", ""), SHORT_LOOKBACK],
          check=webhook_unit),
     Case("webhook_first_line_not_json", {"messages": bad("webhooks_first_line_bad.jsonl")},
-         findings=[(E, "bad_json", bad("webhooks_first_line_bad.jsonl"), 1, "", "")], check=webhook_unit),
-    Case("webhook_unicode_line_separator", {"messages": bad("webhooks_line_separator.jsonl")}, check=webhook_unit),
+         findings=[(E, "bad_json", bad("webhooks_first_line_bad.jsonl"), 1, "", ""), SHORT_LOOKBACK],
+         check=webhook_unit),
+    Case("webhook_unicode_line_separator", {"messages": bad("webhooks_line_separator.jsonl")},
+         findings=[SHORT_LOOKBACK], check=webhook_unit),
     Case("webhook_file_not_json_at_all", {"messages": bad("webhooks_all_garbage.jsonl")}, exit=2,
          message=[f"file {bad('webhooks_all_garbage.jsonl')}, row 1", "no line of this JSON Lines file is a JSON object"]),
     Case("huge_field_values", {"messages": huge_file},
