@@ -122,3 +122,22 @@ def test_authentication_international_has_its_own_tier_ranking_in_pmp():
     assert got.loc["i2"].tolist() == ["authentication_international", "2:", 0.02]
     assert got.loc["d1"].tolist() == ["authentication", "1:1", 0.01]
     assert got.loc["d2"].tolist() == ["authentication", "2:", 0.005]
+
+
+def test_version_mixing_untiered_and_tier_rows_uses_only_the_tier_rows():
+    # One version (2025-07-01) for Brazil utility holds an untiered row (0.05) AND tier rows 1:1 (0.01)
+    # and 3: (0.02). decisions.md 9: the tier rows win; rank 1 → 0.01 (tier "1:1"), rank 2 falls in the
+    # gap between the tiers → missing_rate (NaN, never the untiered 0.05 and never 0), rank 3 → 0.02 ("3:").
+    rates = rate_card(("2025-07-01", "Brazil", "utility", 0.05),
+                      ("2025-07-01", "Brazil", "utility", 0.01, 1, 1),
+                      ("2025-07-01", "Brazil", "utility", 0.02, 3, None))
+    rows = [raw_unit("u1", "2025-07-01T10:00:00Z", category="utility"),
+            raw_unit("u2", "2025-07-01T11:00:00Z", category="utility"),
+            raw_unit("u3", "2025-07-01T12:00:00Z", category="utility")]
+    q = QualityLog()
+    units, _ = finalize_units(raw_units(rows), accounts({}), rates, Period.parse("2025-07"), q)
+    got = units.set_index("opening_message_id")
+    assert got.loc["u1", ["rate", "tier"]].tolist() == [0.01, "1:1"]
+    assert math.isnan(got.loc["u2", "rate"]) and got.loc["u2", "tier"] == ""
+    assert got.loc["u3", ["rate", "tier"]].tolist() == [0.02, "3:"]
+    assert q.frame()[["code", "message_id"]].values.tolist() == [["missing_rate", "u2"]]

@@ -29,3 +29,24 @@ def test_compute_units_prices_the_period_only():
     assert len(result.raw_units) == 3
     assert result.counts["raw_units"] == 3 and result.counts["input_rows"] == 4
     assert result.counts["billable_outbound"] == 3
+
+
+def test_compute_units_warns_when_history_is_shorter_than_seven_days():
+    # Section 0: pipelines pass the previous month as lookback; less than 7 days of history before the
+    # period start (00:00 account time) is a warning. W1 (UTC) starts 2025-06-25 00:00 → 6 days before
+    # 2025-07-01 → warned; W2 (UTC) starts 2025-06-20 → 11 days → not warned. Nothing is trimmed:
+    # both accounts' units are still computed.
+    rows = [msg("a1", "2025-06-25T00:00:00Z"), msg("a2", "2025-07-02T10:00:00Z"),
+            msg("b1", "2025-06-20T00:00:00Z", waba="W2", phone="P2"),
+            msg("b2", "2025-07-02T10:00:00Z", waba="W2", phone="P2")]
+    rates = pd.DataFrame([{"effective_from": "2025-07-01", "market": "Brazil", "currency": "USD",
+                           "category": "marketing", "tier_from": "", "tier_to": "", "rate": "0.0625"}],
+                         columns=RATE_COLUMNS)
+    quality = QualityLog()
+    result = compute_units(messages_frame(rows), accounts_frame(("W1", "UTC"), ("W2", "UTC")), rates,
+                           market_map_frame(), "2025-07", quality)
+    findings = quality.frame()
+    lookback = findings[findings["code"] == "short_lookback"]
+    assert lookback["severity"].tolist() == ["warning"]
+    assert lookback["detail"].str.startswith("account W1:").all()
+    assert sorted(result.units["opening_message_id"]) == ["a2", "b2"]

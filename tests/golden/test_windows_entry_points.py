@@ -155,3 +155,23 @@ def test_pmp2_fep_free_form_is_a_unit():
     ])
     assert run.summary() == [("r1", "free_entry_point", "free_entry_point", 1),
                              ("r2", "free_entry_point", "free_entry_point", 1)]
+
+
+def test_entry_point_in_nbp_answered_in_cbp1_opens_a_24h_window():
+    # UTC account. a1 (ad) arrives 2022-01-31 23:00 under NBP, where free entry points do not exist.
+    # The first billable delivery after it, m1 at 2022-02-01 01:00, is within 24h and falls in CBP-1
+    # (from 2022-02-01 00:00 account time): the era of the *answer* decides (section 0: free entry
+    # points exist from 2022-02-01 on), and the pending entry point carries across the boundary like
+    # the CSW does (decisions.md 11). Before 2023-02-01 the window lasts 24h: [02-01 01:00, 02-02 01:00).
+    # m2 at 02-02 00:59:59 rides free (count 2); m3 at 02-02 01:00:00 is outside (half-open) and opens a
+    # business-initiated conversation (the user's last message a1 is > 24h before it).
+    run = run_windows([
+        inbound("a1", "2022-01-31T23:00:00Z", entry_point="ad"),
+        msg("m1", "2022-02-01T01:00:00Z", category="marketing"),
+        msg("m2", "2022-02-02T00:59:59Z", category="utility"),
+        msg("m3", "2022-02-02T01:00:00Z", category="marketing"),
+    ])
+    assert run.summary() == [("m1", "free_entry_point", "free_entry_point", 2),
+                             ("m3", "business_initiated", "regular", 1)]
+    assert run.unit("m1")["expires_at"] == ts("2022-02-02T01:00:00Z")
+    assert run.unit("m1")["pricing_model"] == "CBP"
