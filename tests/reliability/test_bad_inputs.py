@@ -231,7 +231,26 @@ def outcomes(tmp_path_factory, base_run) -> dict[str, list[str]]:
         out = os.path.join(tmp, "out", case.id)
         run = run_cli(out, **{k.replace("-", "_"): v for k, v in inputs.items()})
         results[case.id] = verdict(case, run, base_run, tmp)
+        ledger = _ledger(out)
+        if ledger:
+            LEDGER["runs"] += 1
+            LEDGER["rows_in"] += int(ledger["rows_in"])
+            LEDGER["rows_accounted"] += int(ledger["rows_accounted"])
     return results
+
+
+#: message rows in the files vs rows accounted for (run.json ``conservation.rows``) over the exit-0 cases
+LEDGER = {"runs": 0, "rows_in": 0, "rows_accounted": 0}
+
+
+def _ledger(out: str) -> dict | None:
+    import json
+
+    path = os.path.join(out, "run.json")
+    if not os.path.exists(path):
+        return None
+    rows = json.load(open(path)).get("conservation", {}).get("rows")
+    return rows if rows and "rows_in" in rows and "rows_accounted" in rows else None
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -242,6 +261,8 @@ def test_bad_input(case: Case, outcomes):
 def test_zz_summary(outcomes):
     tried = len(outcomes)
     handled = sum(1 for v in outcomes.values() if not v)
-    print(f"\nbad inputs tried: {tried}, handled: {handled}")
+    print(f"\nbad inputs tried: {tried}, handled: {handled}; message rows in: {LEDGER['rows_in']}, "
+          f"rows accounted: {LEDGER['rows_accounted']} (over {LEDGER['runs']} published runs)")
+    assert LEDGER["rows_in"] == LEDGER["rows_accounted"]
     assert tried == len(CASES) >= 20
     assert handled == tried, {k: v for k, v in outcomes.items() if v}
