@@ -65,7 +65,7 @@ def _is_in(values, pool: pa.Array) -> np.ndarray:
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
                     excluded_ids: set[str] | pd.Index) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2)."""
-    in_period = coverage["billing_month"].isin(period.months).to_numpy()
+    in_period = _is_in(coverage["billing_month"], pa.array(list(period.months), type=pa.string()))
     cov = coverage[in_period]
     period_openers = pc.unique(_strings(units["opening_message_id"]))
     earlier = (raw_units["billing_month"].astype(str) < period.first).to_numpy()
@@ -97,11 +97,21 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
     # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
     riders = coverage.loc[np.isin(coverage["outcome"].to_numpy(), ("unit_opener", "rode_on_unit")),
                           "unit_opening_message_id"]
-    riders = riders[_is_in(riders, period_openers)].astype(str)
-    per_opener = riders.value_counts()
-    counted = units.groupby(units["opening_message_id"].astype(str))["message_count"].sum()
-    diff = counted.sub(per_opener.reindex(counted.index, fill_value=0), fill_value=0)
-    units_without_messages = diff[diff != 0]
+    riders = _strings(riders).filter(pa.array(_is_in(riders, period_openers)))
+    # per opener: messages riding on it (Arrow hash kernels; no Python objects per message)
+    counts = pc.value_counts(riders).flatten()
+    rider_ids, rider_n = counts[0], np.asarray(counts[1], dtype=np.int64)
+    openers = pc.dictionary_encode(_strings(units["opening_message_id"]))
+    counted = np.bincount(np.asarray(openers.indices, dtype=np.int64),
+                          weights=units["message_count"].to_numpy(dtype=np.float64),
+                          minlength=len(openers.dictionary))
+    pos = np.asarray(pc.fill_null(pc.index_in(openers.dictionary, value_set=rider_ids), -1), dtype=np.int64)
+    ridden = np.where(pos >= 0, rider_n[np.maximum(pos, 0)], 0) if len(pos) else np.zeros(0, np.int64)
+    diff = counted - ridden
+    units_without_messages = pd.Series(diff, index=openers.dictionary.to_pylist() if (diff != 0).any() else
+                                       pd.RangeIndex(len(diff)))
+    units_without_messages = units_without_messages[units_without_messages != 0]
+    per_opener = pd.Series(rider_n)
     if len(units_without_messages):
         raise ConservationError(f"{len(units_without_messages)} units whose message_count differs from the "
                                 f"messages covered (e.g. {units_without_messages.index[:3].tolist()})")

@@ -50,5 +50,22 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
     """Earliest instant (sent/delivered/read) per account: how much history the run was given."""
     if messages.empty:
         return pd.Series(dtype=object)
-    first = messages[["sent_at", "delivered_at", "read_at"]].min(axis=1)
-    return first.groupby(messages["waba_id"].astype(str)).min()
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from .prepare import NAT_NS, _instants_ns, arrow_strings
+
+    big = np.iinfo(np.int64).max
+    first = np.full(len(messages), big, dtype=np.int64)
+    for c in ("sent_at", "delivered_at", "read_at"):
+        ns = _instants_ns(messages[c])
+        np.minimum(first, np.where(ns == NAT_NS, big, ns), out=first)
+    enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
+    codes = np.asarray(enc.indices, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    sc = codes[order]
+    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    per = np.full(len(enc.dictionary), big, dtype=np.int64)
+    per[sc[starts]] = np.minimum.reduceat(first[order], starts)
+    out = pd.Series(np.where(per == big, NAT_NS, per).view("M8[ns]"), index=enc.dictionary.to_pylist())
+    return out.dt.tz_localize("UTC").sort_index()

@@ -57,7 +57,7 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     units = _join_accounts(units, accounts, quality)
     # one sort into delivery order (section 0 "Ties": instant, then message id); every ranking below
     # is a stable group cumcount over this order
-    units = units.sort_values(["opened_at", "opening_message_id"], kind="stable").reset_index(drop=True)
+    units = _sorted(units, ["opened_at", "opening_message_id"])
 
     units = apply_authentication_international(units, table)
     units = apply_service_free(units, regimes)
@@ -67,7 +67,7 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     units = price_units(units, table, quality)
 
     units["unit_id"] = units["opening_message_id"] + ":" + units["category"]
-    units = units.sort_values(UNIT_ORDER, kind="stable").reset_index(drop=True)
+    units = _sorted(units, UNIT_ORDER)
     out = units[UNIT_COLUMNS + EXTRA_UNIT_COLUMNS]
 
     free = out["pricing_type"].isin(FREE_PRICING_TYPES)
@@ -80,6 +80,30 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
 
 
 # --------------------------------------------------------------------------- preparation
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame.sort_values(keys, kind="stable")`` with a fresh index, ordered by one Arrow multi-key sort
+    (strings compared as UTF-8 bytes = code points, as pandas does; NaT/NaN last). The keys are
+    string, datetime or numeric columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(frame) < 2:
+        return frame.reset_index(drop=True)
+    cols = {}
+    for k in keys:
+        s = frame[k]
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            ns = s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+            cols[k] = pa.array(ns, mask=np.isnat(s.to_numpy(dtype="datetime64[ns]")))
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            cols[k] = pa.array(s.to_numpy(), from_pandas=True)
+        else:
+            arr = getattr(s.array, "_pa_array", None)
+            cols[k] = arr if arr is not None else pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    order = pc.sort_indices(pa.table(cols), sort_keys=[(k, "ascending", "at_end") for k in keys])
+    return frame.take(np.asarray(order, dtype=np.int64)).reset_index(drop=True)
+
+
 def _normalise_raw_units(raw_units: pd.DataFrame) -> pd.DataFrame:
     """Copy with the dtypes this module relies on (strings without NaN, ns instants, naive local dates)."""
     u = raw_units.copy()
