@@ -60,7 +60,13 @@ def instant_strings(values) -> pa.Array:
 
 
 def _text(values) -> pa.Array:
-    arr = pa.array(pd.Series(values, dtype=object).where(lambda s: s.notna(), "").astype(str), type=pa.string())
+    arr = getattr(getattr(values, "array", None), "_pa_array", None)
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        # Arrow-backed strings: no Python object per value
+        arr = pc.fill_null(arr, "").cast(pa.string())
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    else:
+        arr = pa.array(pd.Series(values, dtype=object).where(lambda s: s.notna(), "").astype(str), type=pa.string())
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
