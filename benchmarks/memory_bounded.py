@@ -16,7 +16,8 @@ Steps (each holds at most one file / partition / shard in memory; everything els
    and run ``window_units``; the raw units go to disk;
 4. *account passes per tier scope*: free tier, tiers and pricing need every unit of one portfolio
    (tier scope) and month, so ``finalize_units`` runs per portfolio group, reading only that group's
-   raw units (``pyarrow.dataset`` filter on ``waba_id``).
+   raw units that can bill in the period (``pyarrow.dataset`` filter on ``waba_id`` and
+   ``opened_at`` ≥ period start − 2 days; older units only carried window state).
 
 It prints the peak RSS (``ru_maxrss`` of this process) against the budget, the size the input would
 take if loaded whole (measured on the first file, scaled), and the throughput. Exit status 1 when
@@ -70,6 +71,7 @@ def generate(out: str, n: int, rows_per_file: int, seed: int) -> None:
 def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check: bool) -> dict:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     from reconcile.contracts import Period
@@ -152,7 +154,11 @@ def run(data: str, work: str, period: str, n_id_parts: int, n_shards: int, check
     unit_rows, amounts = 0, {}
     for group in sorted(scope.unique()):
         wabas = accounts.loc[scope == group, "waba_id"].tolist()
-        sub = raw.to_table(filter=ds.field("waba_id").isin(wabas)).to_pandas()
+        # only units that can bill in the period: opened from 2 days before its first day (any account
+        # timezone) on; the history before only set window state in step 3
+        since = pa.scalar(pd.Timestamp(Period.parse(period).start_date, tz="UTC") - pd.Timedelta(days=2),
+                          type=raw.schema.field("opened_at").type)
+        sub = raw.to_table(filter=ds.field("waba_id").isin(wabas) & (ds.field("opened_at") >= since)).to_pandas()
         sub = _like(sub, read_frame(sorted(glob.glob(os.path.join(work, "raw_units", "*.parquet")))[0]))
         units, _ = finalize_units(sub, accounts[accounts["waba_id"].isin(wabas)].reset_index(drop=True), rates,
                                   Period.parse(period), quality)
