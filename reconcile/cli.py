@@ -186,7 +186,7 @@ def _config_from_args(args) -> "RunConfig":
 
 
 def cmd_run(args, console) -> int:
-    from .pipeline import run
+    from .pipeline import redact_url, run
 
     config = _config_from_args(args)
     if (config.dispute_users or config.dispute_phone_number_ids) and not config.dispute_id:
@@ -197,7 +197,7 @@ def cmd_run(args, console) -> int:
     result = run(config, progress)
     if not args.quiet:
         print_summary(console, result)
-        print_outputs(console, result.out, config.warehouse or "reconcile.duckdb")
+        print_outputs(console, result.out, redact_url(config.warehouse) or "reconcile.duckdb")
     return result.exit_code
 
 

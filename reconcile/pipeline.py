@@ -289,7 +289,7 @@ def build_run_record(config, inputs, result, units, variance, quality, started, 
             "excel_max_units": config.excel_max_units, "fail_on_variance": config.fail_on_variance,
             "wabas": list(config.wabas), "dispute_users": ["*" * max(0, len(u) - 4) + u[-4:] for u in config.dispute_users],
             "dispute_phone_number_ids": list(config.dispute_phone_number_ids),
-            "warehouse": _redact_url(config.warehouse),
+            "warehouse": redact_url(config.warehouse),
         },
         "tool_version": __version__,
         "python": platform.python_version(),
@@ -297,7 +297,7 @@ def build_run_record(config, inputs, result, units, variance, quality, started, 
     }
 
 
-def _redact_url(url: str | None) -> str | None:
+def redact_url(url: str | None) -> str | None:
     """Hide a password in a SQLAlchemy URL (``postgresql://user:***@host/db``)."""
     if not url or "@" not in url or "://" not in url:
         return url

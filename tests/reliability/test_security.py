@@ -90,8 +90,6 @@ def test_secrets_never_reach_output_logs_or_run_json(s3_bucket, s3_server, pg_sc
             assert secret not in text, f"secret found in {where}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reported to the lead): cli.print_outputs prints the --warehouse "
-                                       "URL unredacted on stderr when not --quiet")
 def test_progress_display_does_not_print_the_warehouse_password(pg_schema, tmp_path):
     url = f"postgresql+psycopg://postgres:{PG_PASSWORD}@127.0.0.1:5432/test?options=-csearch_path%3D{pg_schema}"
     argv = ["run"] + sum([[f"--{k}", v] for k, v in BASE.items()], [])
