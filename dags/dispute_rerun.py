@@ -37,11 +37,7 @@ def dispute_rerun():
 
     @task
     def list_message_logs(plan: dict) -> list[str]:
-        from reconcile.io import locations
-
-        with support.aws_environment(plan["aws_conn_id"]) as endpoint:
-            locations.set_default_endpoint(endpoint)
-            return [f for prefix in plan["messages"] for f in locations.list_files(prefix)]
+        return support.list_objects(plan, "messages")
 
     @task
     def rerun(plan: dict, message_logs: list[str]) -> dict:

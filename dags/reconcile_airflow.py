@@ -226,6 +226,16 @@ def aws_environment(conn_id: str) -> Iterator[str | None]:
                 os.environ[k] = v
 
 
+def list_objects(plan: dict, key: str) -> list[str]:
+    """Every object under the plan's prefixes ``plan[key]`` (e.g. the message logs of the period and its
+    lookback), listed with the plan's S3 connection."""
+    from reconcile.io import locations
+
+    with aws_environment(plan["aws_conn_id"]) as endpoint:
+        locations.set_default_endpoint(endpoint)
+        return [f for prefix in plan[key] for f in locations.list_files(prefix)]
+
+
 def warehouse_url(conn_id: str) -> str | None:
     """SQLAlchemy URL of the warehouse connection (``postgresql+psycopg://…``); the connection's
     ``schema`` field is the database, an extra ``search_path`` selects the Postgres schema."""
