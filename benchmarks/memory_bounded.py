@@ -1,6 +1,6 @@
 """Memory-bounded path: reconcile an input several times larger than a memory budget, shard by shard.
 
-    .venv/bin/python benchmarks/memory_bounded.py                        # 10M rows, budget 800 MB
+    .venv/bin/python benchmarks/memory_bounded.py                        # 10M rows, budget 900 MB
     .venv/bin/python benchmarks/memory_bounded.py --messages 300000 --check   # + equality with compute_units
 
 Steps (each holds at most one file / partition / shard in memory; everything else is Parquet on disk):
@@ -214,7 +214,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=10_000_000)
     ap.add_argument("--rows-per-file", type=int, default=200_000)
-    ap.add_argument("--budget-mb", type=int, default=800)
+    ap.add_argument("--budget-mb", type=int, default=900)
     ap.add_argument("--id-partitions", type=int, default=64)
     ap.add_argument("--shards", type=int, default=64)
     ap.add_argument("--period", default="2025-07")
