@@ -99,8 +99,10 @@ def load_reference(config: RunConfig, quality: QualityLog) -> Inputs:
     invoice_lines, invoice_infos = tables.read_invoice(config.invoices, quality, accounts=all_accounts,
                                                        market_map=market_map, period=config.period)
     in_scope = invoice_lines["waba_id"].isin(accounts["waba_id"])
-    infos = [tables.InputInfo("accounts", config.accounts, len(all_accounts), locations.sha256_of(config.accounts)),
-             *rate_infos, *invoice_infos]
+    account_files = locations.list_files(config.accounts, tables.TABLE_SUFFIXES)  # a file, folder or prefix
+    rows_per_file = all_accounts["source"].value_counts()
+    infos = [*(tables.InputInfo("accounts", f, int(rows_per_file.get(f, 0)), locations.sha256_of(f))
+               for f in account_files), *rate_infos, *invoice_infos]
     inputs = Inputs(pd.DataFrame(), accounts, rates, market_map, invoice_lines[in_scope].reset_index(drop=True),
                     infos)
     inputs.all_accounts = all_accounts
@@ -124,7 +126,7 @@ def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
     inputs = load_reference(config, quality)
     inputs.messages, message_infos, inputs.message_rows = read_message_logs(config, quality, inputs.all_accounts,
                                                                             inputs.accounts)
-    inputs.infos = [*inputs.infos[:1], *message_infos, *inputs.infos[1:]]
+    inputs.infos = [*inputs.infos, *message_infos]
     return inputs
 
 
@@ -261,6 +263,9 @@ def _dispute_variance(variance: pd.DataFrame, units: pd.DataFrame) -> pd.DataFra
     return variance.merge(groups, on=VARIANCE_GROUP, how="inner").reset_index(drop=True)
 
 
+_INPUT_KIND_ORDER = {"accounts": 0, "messages": 1, "rate_card": 2, "invoice": 3}
+
+
 def build_run_record(config, inputs, result, units, variance, quality, started, timings) -> dict:
     from .rules import rates as rate_rules
 
@@ -280,7 +285,8 @@ def build_run_record(config, inputs, result, units, variance, quality, started, 
         "scope": config.scope,
         "accounts": sorted(inputs.accounts["waba_id"].tolist()),
         "currencies": dict(zip(inputs.accounts["waba_id"], inputs.accounts["currency"])),
-        "inputs": [{"kind": i.kind, "path": i.path, "rows": int(i.rows), "sha256": i.sha256} for i in inputs.infos],
+        "inputs": [{"kind": i.kind, "path": i.path, "rows": int(i.rows), "sha256": i.sha256}
+                   for i in sorted(inputs.infos, key=lambda i: _INPUT_KIND_ORDER.get(i.kind, len(_INPUT_KIND_ORDER)))],
         "eras": eras,
         "rate_card_versions": rate_rules.rate_card_versions(inputs.rates),
         "counts": counts,

@@ -275,7 +275,7 @@ def finish_sharded_run(config, prepared: dict, windowed: list[dict], progress=No
         load_quality(prepared["quality"], quality)
         inputs = pipeline.load_reference(config, quality)
         message_infos = [tables.InputInfo(**i) for i in prepared["inputs"]]
-        inputs.infos = [*inputs.infos[:1], *message_infos, *inputs.infos[1:]]
+        inputs.infos = [*inputs.infos, *message_infos]
         inputs.message_rows = pipeline.MessageRows(**prepared["message_rows"])
     with pipeline.timed(progress, clock.timings, "engine"):
         for w in windowed:

@@ -145,3 +145,19 @@ def test_console_script_help():
     exe = os.path.join(os.path.dirname(sys.executable), "reconcile")
     done = subprocess.run([exe, "run", "--help"], capture_output=True, text=True, check=True)
     assert "--fail-on-variance" in done.stdout and "s3://" in done.stdout
+
+
+def test_accounts_given_as_a_folder_are_read_and_checksummed(demo_dir, tmp_path):
+    args = _demo_args(demo_dir, "2025-07", tmp_path / "e")
+    accounts_file = args[args.index("--accounts") + 1]
+    folder = tmp_path / "accounts"
+    folder.mkdir()
+    (folder / "accounts.csv").write_bytes(open(accounts_file, "rb").read())
+    args[args.index("--accounts") + 1] = str(folder)
+    assert main(args) == 0
+    record = json.loads((tmp_path / "e" / "run.json").read_text())
+    accounts = [i for i in record["inputs"] if i["kind"] == "accounts"]
+    assert [a["path"] for a in accounts] == [str(folder / "accounts.csv")]
+    assert accounts[0]["rows"] == 4
+    assert accounts[0]["sha256"] == hashlib.sha256((folder / "accounts.csv").read_bytes()).hexdigest()
+    assert [i["kind"] for i in record["inputs"]][0] == "accounts"
