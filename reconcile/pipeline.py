@@ -157,6 +157,16 @@ def compute(inputs: Inputs, period: Period, quality: QualityLog):
     return compute_units(inputs.messages, inputs.accounts, inputs.rates, inputs.market_map, period, quality)
 
 
+def _compute_releasing(inputs: Inputs, period: Period, quality: QualityLog):
+    """``compute`` handing the messages over to the engine (``inputs.messages`` is emptied first),
+    so that the engine frees them once deduplicated: one copy of the rows in memory, not two."""
+    from .engine import compute_units
+
+    handover = [inputs.messages]
+    inputs.messages = pd.DataFrame()
+    return compute_units(handover, inputs.accounts, inputs.rates, inputs.market_map, period, quality)
+
+
 def reconcile_variance(units: pd.DataFrame, inputs: Inputs, config: RunConfig, quality: QualityLog) -> pd.DataFrame:
     """Compare expected units with invoice lines (the `compare` stage)."""
     from .compare import compare
@@ -192,7 +202,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     with timed(progress, clock.timings, "read"):
         inputs = load_inputs(config, quality)
     with timed(progress, clock.timings, "engine"):
-        result = compute(inputs, config.period, quality)
+        result = _compute_releasing(inputs, config.period, quality)
     inputs.messages = pd.DataFrame()  # the engine is done with them: free the memory before publishing
     return finish_run(config, inputs, result, quality, inputs.message_rows, clock=clock, progress=progress)
 

@@ -29,21 +29,39 @@ class EngineResult:
 
 def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.DataFrame, market_map: pd.DataFrame,
                   period, quality: QualityLog) -> EngineResult:
-    """Dedupe → window → finalize (price) the units of ``period``."""
+    """Dedupe → window → finalize (price) the units of ``period``.
+
+    ``messages`` may also be handed over as a one-element list (``[frame]``), which is emptied:
+    the engine then owns the only reference and frees the input rows while deduplicating
+    (the pipeline does this to keep one copy of the messages in memory instead of two)."""
     from ..contracts import Period
     from .accounts import check_lookback, finalize_units
 
+    owned = isinstance(messages, list)
+    if owned:
+        messages = messages.pop()
     if isinstance(period, str):
         period = Period.parse(period)
     check_lookback(_first_instant_per_account(messages), accounts, period, quality)
-    deduped, counts = dedupe_messages(messages, quality)
+    deduped, counts = dedupe_messages(messages, quality, consume=owned)
+    del messages
+    release_arrow_memory()
     raw_units, coverage, window_counts = window_units(deduped, accounts, market_map, quality)
+    del deduped
+    release_arrow_memory()
     window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)
     counts.update(final_counts or {})
     counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
+
+
+def release_arrow_memory() -> None:
+    """Return the memory Arrow's allocator caches from freed buffers to the system (peak RSS)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:

@@ -31,7 +31,8 @@ DAY_NS = 86_400_000_000_000
 
 
 # =========================================================================== duplicates
-def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.DataFrame, dict]:
+def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: bool = False
+                    ) -> tuple[pd.DataFrame, dict]:
     """Collapse repeated ``message_id`` rows into one message (rule book section 0, "Duplicates").
 
     Per id: the best status wins (``read`` > ``delivered`` > ``sent`` > ``failed``), the earliest
@@ -46,6 +47,10 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.Dat
     ``input_rows``, ``duplicates_merged`` (rows folded into another row of their id) and
     ``conflicting_duplicates`` (ids excluded); ``len(out) = input_rows - duplicates_merged -
     conflicting_duplicates``.
+
+    ``consume=True`` (the caller hands its only reference over) empties ``messages`` column by
+    column while the kept rows are copied, so that the input and the output are never both whole
+    in memory.
     """
     n = len(messages)
     counts = {"input_rows": n, "duplicates_merged": 0, "conflicting_duplicates": 0}
@@ -124,7 +129,7 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog) -> tuple[pd.Dat
     keep[kept_first] = True
     by_pos = np.argsort(kept_first, kind="stable")
     out_pos = (np.cumsum(keep) - 1)[kept_first[by_pos]]          # ascending positions in the output
-    out = _filter_rows(messages, keep)
+    out = _filter_rows(messages, keep, consume=consume)
     for col, vals in merged.items():
         vals = np.asarray(vals)[keep_groups][by_pos]
         current = out[col].iloc[out_pos]
@@ -179,13 +184,15 @@ def _duplicated_ids(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return candidates[dup].astype(np.int64), codes[dup]
 
 
-def _filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+def _filter_rows(frame: pd.DataFrame, keep: np.ndarray, consume: bool = False) -> pd.DataFrame:
     """``frame[keep]`` with a fresh RangeIndex; Arrow-backed columns are filtered by Arrow (one
-    sequential pass) instead of pandas' gather."""
+    sequential pass) instead of pandas' gather. ``consume`` removes each column from ``frame``
+    once it is filtered (its memory is freed when nothing else holds it)."""
     mask = pa.array(keep)
     cols = {}
-    for name in frame.columns:
-        col = frame[name]
+    columns = list(frame.columns)
+    for name in columns:
+        col = frame.pop(name) if consume else frame[name]
         arr = getattr(col.array, "_pa_array", None)
         if arr is not None:
             cols[name] = pd.Series(pd.array(pc.filter(arr, mask), dtype=col.dtype), name=name)
@@ -194,7 +201,7 @@ def _filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
                                    else col.array[keep], name=name)
             if cols[name].dtype != col.dtype:
                 cols[name] = cols[name].astype(col.dtype)
-    return pd.DataFrame(cols, columns=frame.columns)
+    return pd.DataFrame(cols, columns=columns)
 
 
 def _overwrite(column: pd.Series, positions: np.ndarray, values: np.ndarray) -> pd.Series:
