@@ -349,13 +349,18 @@ def publish(config: RunConfig, record: dict, units, variance, quality: QualityLo
         write_workbook(os.path.join(staging, "report.xlsx"), variance=variance, units=units,
                        quality_frame=findings, run_record=record, accounts=inputs.accounts,
                        max_units=config.excel_max_units)
+        _check_workbook_totals(os.path.join(staging, "report.xlsx"), units, config)
         if warehouse is not None:
             record["finished_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-            warehouse.publish(record, variance, units, scope=config.scope, slices=slices)
+            warehouse.publish(record, variance, units, scope=config.scope, slices=slices,
+                              verify=_warehouse_totals_check(units))
         # publish is measured up to the run record, the last file written before the move
         timings["publish"] = round(time.perf_counter() - t_publish, 3)
         timings["total"] = round(time.perf_counter() - t_total, 3)
         record["timings_s"] = dict(timings)
+        record.setdefault("conservation", {})["totals_agree"] = [
+            "billable_units.csv", *([] if config.dispute_id else ["variance.csv", "report.xlsx"]),
+            *(["warehouse recon_unit"] if warehouse is not None else [])]
         with open(os.path.join(staging, "run.json"), "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2, sort_keys=False, default=str)
             f.write("\n")
@@ -379,7 +384,32 @@ def _check_written_totals(csv_path: str, units: pd.DataFrame) -> None:
                              cons.totals_by_currency(written, "amount"))
 
 
-def _open_warehouse(config: RunConfig):
+def _check_workbook_totals(path: str, units: pd.DataFrame, config: RunConfig) -> None:
+    """What finance reads adds up to the units computed: the workbook's Summary, read back (full runs;
+    a dispute's Summary holds whole-account variance rows, not the disputed units)."""
+    if config.dispute_id:
+        return
+    from . import conservation as cons
+    from .report.workbook import summary_totals
+
+    cons.assert_totals_agree("report.xlsx Summary vs units", cons.totals_by_currency(units, "amount"),
+                             summary_totals(path))
+
+
+def _warehouse_totals_check(units: pd.DataFrame):
+    """A check run inside the warehouse transaction: the loaded recon_unit amounts (numeric, 6 places)
+    add up to the units computed; otherwise the slice is rolled back and nothing is published."""
+    from . import conservation as cons
+
+    expected = cons.totals_by_currency(units, "amount")
+
+    def verify(loaded: dict[str, float]) -> None:
+        cons.assert_totals_agree("warehouse recon_unit vs units", expected, loaded)
+    return verify
+
+
+def _open_warehouse(
+config: RunConfig):
     if (config.warehouse or "").lower() == "none":
         return None
     from .report.warehouse import Warehouse

@@ -30,7 +30,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -270,7 +270,8 @@ class Warehouse:
 
     # ------------------------------------------------------------------ publishing
     def publish(self, run_record: dict, variance: pd.DataFrame, units: pd.DataFrame, *, scope: str = "full",
-                slices: Sequence[tuple[str, str]] | None = None) -> None:
+                slices: Sequence[tuple[str, str]] | None = None,
+                verify: Callable[[dict[str, float]], None] | None = None) -> None:
         """Replace the run's slices ``(waba_id, billing_month, scope)`` in one transaction.
 
         ``slices`` defaults to every account of ``run_record["accounts"]`` × every month of
@@ -278,6 +279,8 @@ class Warehouse:
         record lacks them, to the ``(waba_id, billing_month)`` pairs present in the frames. Rows outside the
         slices are refused. ``run_record["run_id"]`` is generated (and stored back) when missing.
         On failure: rollback, a ``failed`` recon_run row (best effort), and the error is re-raised.
+        ``verify``, when given, receives the unit amounts per currency as loaded (read back inside the
+        transaction, before the commit); raising from it rolls the slice back.
         """
         if not scope:
             raise WarehouseError("scope must not be empty ('full' or 'dispute:<id>')")
@@ -304,6 +307,10 @@ class Warehouse:
                     load("recon_variance", variance_rows)
                 if unit_rows.num_rows:
                     load("recon_unit", unit_rows)
+                if verify is not None:
+                    loaded = execute("SELECT currency, SUM(amount) FROM recon_unit WHERE run_id = :run_id "
+                                     "GROUP BY currency", {"run_id": run_record["run_id"]}).fetchall()
+                    verify({str(cur): float(total) for cur, total in loaded if total is not None})
         except Exception as error:
             try:
                 self.record_failed_run(run_record, scope=scope, error=f"{type(error).__name__}: {error}")

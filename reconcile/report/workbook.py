@@ -552,3 +552,29 @@ def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
         else:
             out.append((name, value))
     return out
+
+
+def summary_totals(path) -> dict[str, float]:
+    """Read back the written workbook's Summary table ("Per account and month") and return the
+    expected amount per currency — the conservation check compares it with the units and the
+    warehouse (what finance reads must be what was computed)."""
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(str(path), read_only=True, data_only=True)
+    try:
+        rows = workbook["Summary"].iter_rows(values_only=True)
+        for row in rows:
+            if row and "expected_amount" in row and "currency" in row:
+                amount_at, currency_at = row.index("expected_amount"), row.index("currency")
+                break
+        else:
+            return {}
+        totals: dict[str, float] = {}
+        for row in rows:
+            if not row or row[amount_at] is None or not isinstance(row[amount_at], (int, float)):
+                break
+            currency = str(row[currency_at])
+            totals[currency] = totals.get(currency, 0.0) + float(row[amount_at])
+        return totals
+    finally:
+        workbook.close()
