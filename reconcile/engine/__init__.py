@@ -46,8 +46,9 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     deduped, counts = dedupe_messages(messages, quality, consume=owned)
     del messages
     release_arrow_memory()
-    raw_units, coverage, window_counts = window_units(deduped, accounts, market_map, quality)
+    handover = [deduped]
     del deduped
+    raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality)
     release_arrow_memory()
     window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)

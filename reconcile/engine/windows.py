@@ -233,12 +233,21 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     Findings: ``unknown_account``, ``missing_delivery_time``, ``missing_received_time``,
     ``missing_template_category`` (errors, excluded), ``free_form_outside_csw``,
     ``unparseable_number``, ``unknown_calling_code`` (warnings).
+
+    ``deduped`` may be handed over as a one-element list (emptied): the other columns are then
+    freed once the events are prepared (peak memory of a whole run).
     """
     from ..rules.markets import resolve_numbers
 
+    owned = isinstance(deduped, list)     # handed over as ``[frame]``: free the columns no longer needed
+    if owned:
+        deduped = deduped.pop()
     deduped = deduped.reset_index(drop=True)
     classes = classify_messages(deduped, accounts, quality)
     events = prepare_events(deduped, classes)
+    if owned:
+        deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
+        pa.default_memory_pool().release_unused()
     outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag = run_kernel(events)
     sw = S.regime_switches()
     rows = events.rows

@@ -447,10 +447,14 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 continue
             raw = _read_jsonl_rows(lines, path, quality)
         n_rows = int(raw.attrs.get("records", len(raw)))   # rejected rows count as rows of the file
+        digest = _sha256(data)
+        del data                         # peak memory: the file's bytes and raw frame go before validating
         part = _messages_from_raw(raw, path, quality)
+        del raw
+        _release_arrow_memory()
         part = _validate_messages(part, path, quality, accounts)
         frames.append(part)
-        infos.append(InputInfo("messages", path, n_rows, _sha256(data)))
+        infos.append(InputInfo("messages", path, n_rows, digest))
     if not frames:
         return _empty_messages(), infos
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
