@@ -62,42 +62,50 @@ def _is_in(values, pool: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.is_in(_strings(values), value_set=pool), False).to_numpy(zero_copy_only=False)
 
 
+def _np(mask) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
                     excluded_ids: set[str] | pd.Index) -> dict:
-    """Every billable outbound message delivered in the period is in exactly one bucket (check 2)."""
+    """Every billable outbound message delivered in the period is in exactly one bucket (check 2).
+
+    The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame)."""
     in_period = _is_in(coverage["billing_month"], pa.array(list(period.months), type=pa.string()))
-    cov = coverage[in_period]
     period_openers = pc.unique(_strings(units["opening_message_id"]))
     earlier = (raw_units["billing_month"].astype(str) < period.first).to_numpy()
     earlier_openers = pc.unique(_strings(raw_units["opening_message_id"][earlier]))
 
-    outcome = cov["outcome"].to_numpy()
-    opener = cov["unit_opening_message_id"]
-    rides = np.isin(outcome, ("unit_opener", "rode_on_unit"))
-    in_unit_of_period = rides & _is_in(opener, period_openers)
-    in_earlier_window = rides & ~in_unit_of_period & _is_in(opener, earlier_openers)
-    free = outcome == "free_not_unit"
-    excluded = outcome == "excluded"
+    outcome = _strings(coverage["outcome"])
+    opener = _strings(coverage["unit_opening_message_id"])
+    rides_any = _np(pc.is_in(outcome, value_set=pa.array(["unit_opener", "rode_on_unit"], type=pa.string())))
+    opener_of_period = _np(pc.is_in(opener, value_set=period_openers))
+    rides = rides_any & in_period
+    in_unit_of_period = rides & opener_of_period
+    in_earlier_window = rides & ~in_unit_of_period & _np(pc.is_in(opener, value_set=earlier_openers))
+    free = in_period & _np(pc.equal(outcome, "free_not_unit"))
+    excluded = in_period & _np(pc.equal(outcome, "excluded"))
     buckets = {
-        "billable_in_period": int(len(cov)),
+        "billable_in_period": int(in_period.sum()),
         "covered_by_unit_of_period": int(in_unit_of_period.sum()),
         "covered_by_window_before_period": int(in_earlier_window.sum()),
         "free_not_a_unit": int(free.sum()),
         "excluded_by_data_quality_rule": int(excluded.sum()),
     }
-    lost = ~(in_unit_of_period | in_earlier_window | free | excluded)
+    message_ids = coverage["message_id"]
+    lost = in_period & ~(in_unit_of_period | in_earlier_window | free | excluded)
     if lost.any():
-        sample = cov.loc[lost, "message_id"].head(3).tolist()
+        sample = message_ids.iloc[np.flatnonzero(lost)[:3]].tolist()
         raise ConservationError(f"{int(lost.sum())} billable messages of the period are in no bucket "
                                 f"(e.g. {sample})")
-    unnamed = excluded & ~_is_in(cov["message_id"], pa.array(sorted(excluded_ids), type=pa.string()))
-    if unnamed.any():
-        raise ConservationError(f"{int(unnamed.sum())} messages excluded without a data-quality finding "
-                                f"(e.g. {cov.loc[unnamed, 'message_id'].head(3).tolist()})")
+    excluded_pos = np.flatnonzero(excluded)
+    unnamed_pos = excluded_pos[~_is_in(message_ids.iloc[excluded_pos],
+                                       pa.array(sorted(excluded_ids), type=pa.string()))]
+    if len(unnamed_pos):
+        raise ConservationError(f"{len(unnamed_pos)} messages excluded without a data-quality finding "
+                                f"(e.g. {message_ids.iloc[unnamed_pos[:3]].tolist()})")
     # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
-    riders = coverage.loc[np.isin(coverage["outcome"].to_numpy(), ("unit_opener", "rode_on_unit")),
-                          "unit_opening_message_id"]
-    riders = _strings(riders).filter(pa.array(_is_in(riders, period_openers)))
+    riders = opener.filter(pa.array(rides_any & opener_of_period))
     # per opener: messages riding on it (Arrow hash kernels; no Python objects per message)
     counts = pc.value_counts(riders).flatten()
     rider_ids, rider_n = counts[0], np.asarray(counts[1], dtype=np.int64)
