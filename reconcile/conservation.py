@@ -79,10 +79,14 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
     outcome = _strings(coverage["outcome"])
     opener = _strings(coverage["unit_opening_message_id"])
     rides_any = _np(pc.is_in(outcome, value_set=pa.array(["unit_opener", "rode_on_unit"], type=pa.string())))
-    opener_of_period = _np(pc.is_in(opener, value_set=period_openers))
+    # one hash pass: position of each message's opener among the period's openers, then the earlier ones
+    n_period = len(period_openers)
+    opener_pos = np.asarray(pc.fill_null(pc.index_in(opener, value_set=pa.concat_arrays(
+        [period_openers, earlier_openers.cast(period_openers.type)])), -1), dtype=np.int64)
+    opener_of_period = (opener_pos >= 0) & (opener_pos < n_period)
     rides = rides_any & in_period
     in_unit_of_period = rides & opener_of_period
-    in_earlier_window = rides & ~in_unit_of_period & _np(pc.is_in(opener, value_set=earlier_openers))
+    in_earlier_window = rides & ~in_unit_of_period & (opener_pos >= n_period)
     free = in_period & _np(pc.equal(outcome, "free_not_unit"))
     excluded = in_period & _np(pc.equal(outcome, "excluded"))
     buckets = {
@@ -105,25 +109,15 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
         raise ConservationError(f"{len(unnamed_pos)} messages excluded without a data-quality finding "
                                 f"(e.g. {message_ids.iloc[unnamed_pos[:3]].tolist()})")
     # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
-    riders = opener.filter(pa.array(rides_any & opener_of_period))
-    # per opener: messages riding on it (Arrow hash kernels; no Python objects per message)
-    counts = pc.value_counts(riders).flatten()
-    rider_ids, rider_n = counts[0], np.asarray(counts[1], dtype=np.int64)
-    openers = pc.dictionary_encode(_strings(units["opening_message_id"]))
-    counted = np.bincount(np.asarray(openers.indices, dtype=np.int64),
-                          weights=units["message_count"].to_numpy(dtype=np.float64),
-                          minlength=len(openers.dictionary))
-    pos = np.asarray(pc.fill_null(pc.index_in(openers.dictionary, value_set=rider_ids), -1), dtype=np.int64)
-    ridden = np.where(pos >= 0, rider_n[np.maximum(pos, 0)], 0) if len(pos) else np.zeros(0, np.int64)
-    diff = counted - ridden
-    units_without_messages = pd.Series(diff, index=openers.dictionary.to_pylist() if (diff != 0).any() else
-                                       pd.RangeIndex(len(diff)))
-    units_without_messages = units_without_messages[units_without_messages != 0]
-    per_opener = pd.Series(rider_n)
-    if len(units_without_messages):
-        raise ConservationError(f"{len(units_without_messages)} units whose message_count differs from the "
-                                f"messages covered (e.g. {units_without_messages.index[:3].tolist()})")
-    buckets["messages_in_units_of_period"] = int(per_opener.sum())
+    ridden = np.bincount(opener_pos[rides_any & opener_of_period], minlength=n_period)
+    unit_pos = np.asarray(pc.index_in(_strings(units["opening_message_id"]), value_set=period_openers),
+                          dtype=np.int64)
+    counted = np.bincount(unit_pos, weights=units["message_count"].to_numpy(dtype=np.float64), minlength=n_period)
+    differs = np.flatnonzero(counted != ridden)
+    if len(differs):
+        raise ConservationError(f"{len(differs)} units whose message_count differs from the "
+                                f"messages covered (e.g. {period_openers.take(pa.array(differs[:3])).to_pylist()})")
+    buckets["messages_in_units_of_period"] = int(ridden.sum())
     return buckets
 
 
