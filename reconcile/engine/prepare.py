@@ -311,10 +311,12 @@ def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
     numeric = _digit_values(arr)
     if numeric is not None:
         codes, uniques = pd.factorize(numeric, sort=True)
-        digits = (uniques // 32).astype(np.int64)
-        width = (uniques % 32).astype(np.int64)
-        names = [str(d).zfill(int(w)) for d, w in zip(digits.tolist(), width.tolist())]
-        return codes.astype(np.int64, copy=False), pa.array(names, type=pa.string())
+        codes = codes.astype(np.int64, copy=False)
+        # each name is the input string of its first occurrence (value and length identify the string)
+        first = np.empty(len(uniques), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
+        names = pc.take(arr, pa.array(first))
+        return codes, names.cast(pa.string()) if names.type != pa.string() else names
     enc = pc.dictionary_encode(arr)
     dictionary = enc.dictionary
     order = np.asarray(pc.sort_indices(dictionary), dtype=np.int64)
@@ -331,7 +333,7 @@ def _digit_values(arr: pa.Array) -> np.ndarray | None:
     lengths = np.asarray(pc.binary_length(arr), dtype=np.int64)
     if lengths.min() < 1 or lengths.max() > 17:
         return None
-    if not pc.all(pc.match_substring_regex(arr, r"^[0-9]+$")).as_py():
+    if not pc.all(pc.ascii_is_decimal(arr)).as_py():       # non-empty, ASCII 0-9 only (no regex pass)
         return None
     try:
         values = np.asarray(pc.cast(arr, pa.int64()), dtype=np.int64)
