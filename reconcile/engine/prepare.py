@@ -196,6 +196,9 @@ def _filter_rows(frame: pd.DataFrame, keep: np.ndarray, consume: bool = False) -
         arr = getattr(col.array, "_pa_array", None)
         if arr is not None:
             cols[name] = pd.Series(pd.array(pc.filter(arr, mask), dtype=col.dtype), name=name)
+        elif isinstance(col.dtype, pd.CategoricalDtype):      # e.g. ``source``: filter the codes
+            cols[name] = pd.Series(pd.Categorical.from_codes(col.cat.codes.to_numpy()[keep], dtype=col.dtype),
+                                   name=name)
         else:
             cols[name] = pd.Series(col.to_numpy()[keep] if not isinstance(col.dtype, pd.DatetimeTZDtype)
                                    else col.array[keep], name=name)
@@ -258,6 +261,8 @@ def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndar
     vals = frame[col].iloc[positions]
     if col == "row":
         return vals.astype("Int64").to_numpy(dtype=object, na_value=None)
+    if isinstance(vals.dtype, pd.CategoricalDtype):            # ``source`` is one code per file
+        vals = vals.astype(object)
     return vals.fillna("").astype(str).to_numpy(dtype=object)
 
 

@@ -457,6 +457,9 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
         infos.append(InputInfo("messages", path, n_rows, digest))
     if not frames:
         return _empty_messages(), infos
+    if len(frames) > 1:      # one category list for every file, so that concat keeps the codes
+        paths = pd.CategoricalDtype(list(dict.fromkeys(p for f in frames for p in f["source"].cat.categories)))
+        frames = [f.assign(source=f["source"].astype(paths)) for f in frames]
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     del frames
     _release_arrow_memory()
@@ -482,6 +485,7 @@ def _empty_messages() -> pd.DataFrame:
     for c in MESSAGE_TIMESTAMPS:
         cols[c] = pd.Series(dtype="datetime64[ns, UTC]")
     cols["row"] = pd.Series(dtype="int64")
+    cols["source"] = pd.Series(pd.Categorical([]))
     return pd.DataFrame(cols)
 
 
@@ -499,9 +503,15 @@ def _messages_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog) -> pd.
         else:
             out[c] = _constant_strings("", n, raw.index)
     frame = pd.DataFrame(out)
-    frame["source"] = _constant_strings(path, n, raw.index) if n else pd.Series(dtype="str")
+    frame["source"] = _source_codes(path, n)
     frame["row"] = raw["__row"].to_numpy(dtype=np.int64)
     return frame.reset_index(drop=True)
+
+
+def _source_codes(path: str, n: int) -> pd.Series:
+    """The ``source`` provenance column of one file: a Categorical with one code per row (the path is
+    stored once, not ``n`` times: ~460 MB at 10M rows)."""
+    return pd.Series(pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[path]))
 
 
 def _constant_strings(value: str, n: int, index) -> pd.Series:
@@ -576,7 +586,10 @@ def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, acco
     if bad.any():
         frame = frame[~bad].reset_index(drop=True)
     for c in MESSAGE_OUTPUT_COLUMNS:
-        if c not in MESSAGE_TIMESTAMPS and c != "row":
+        if c == "source":
+            if not isinstance(frame[c].dtype, pd.CategoricalDtype):
+                frame[c] = frame[c].astype("str").fillna("").astype("category")
+        elif c not in MESSAGE_TIMESTAMPS and c != "row":
             frame[c] = frame[c].astype("str").fillna("")
     frame["row"] = frame["row"].astype("int64")
     return frame[MESSAGE_OUTPUT_COLUMNS]
