@@ -557,24 +557,44 @@ def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
 def summary_totals(path) -> dict[str, float]:
     """Read back the written workbook's Summary table ("Per account and month") and return the
     expected amount per currency — the conservation check compares it with the units and the
-    warehouse (what finance reads must be what was computed)."""
-    from openpyxl import load_workbook
+    warehouse (what finance reads must be what was computed).
 
-    workbook = load_workbook(str(path), read_only=True, data_only=True)
-    try:
-        rows = workbook["Summary"].iter_rows(values_only=True)
-        for row in rows:
-            if row and "expected_amount" in row and "currency" in row:
-                amount_at, currency_at = row.index("expected_amount"), row.index("currency")
-                break
-        else:
-            return {}
-        totals: dict[str, float] = {}
-        for row in rows:
-            if not row or row[amount_at] is None or not isinstance(row[amount_at], (int, float)):
-                break
-            currency = str(row[currency_at])
-            totals[currency] = totals.get(currency, 0.0) + float(row[amount_at])
-        return totals
-    finally:
-        workbook.close()
+    Only the Summary sheet's XML is parsed, straight from the zip (loading the whole workbook with
+    openpyxl would parse the big Units sheet too)."""
+    import re
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+    with zipfile.ZipFile(str(path)) as archive:
+        book = ET.fromstring(archive.read("xl/workbook.xml"))
+        rel_id = next(sh.get(f"{rel_ns}id") for sh in book.iter(f"{main}sheet") if sh.get("name") == "Summary")
+        rels = ET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+        target = next(r.get("Target") for r in rels if r.get("Id") == rel_id)
+        sheet = ET.fromstring(archive.read("xl/" + target.lstrip("/").removeprefix("xl/")))
+
+    def value(cell):
+        if cell.get("t") == "inlineStr":
+            return "".join(t.text or "" for t in cell.iter(f"{main}t"))
+        v = cell.find(f"{main}v")
+        return None if v is None else (v.text if cell.get("t") in ("str", "s") else float(v.text))
+
+    def column(ref: str) -> str:
+        return re.match(r"[A-Z]+", ref).group(0)
+
+    rows = [{column(c.get("r")): value(c) for c in row.iter(f"{main}c")} for row in sheet.iter(f"{main}row")]
+    for i, row in enumerate(rows):
+        names = {v: k for k, v in row.items() if isinstance(v, str)}
+        if "expected_amount" in names and "currency" in names:
+            amount_at, currency_at = names["expected_amount"], names["currency"]
+            break
+    else:
+        return {}
+    totals: dict[str, float] = {}
+    for row in rows[i + 1:]:
+        amount = row.get(amount_at)
+        if not isinstance(amount, float):
+            break
+        totals[str(row.get(currency_at))] = totals.get(str(row.get(currency_at)), 0.0) + amount
+    return totals
