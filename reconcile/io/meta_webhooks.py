@@ -68,6 +68,23 @@ def _text(v) -> str:
     return str(v).strip()
 
 
+def json_objects(lines, source: str, quality: QualityLog):
+    """Yield ``(line number, object)`` for every JSON-object line of a JSON Lines file; blank lines
+    are skipped, anything else is a ``bad_json`` error finding naming the line."""
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            body = _loads(line)
+        except _JSON_ERRORS as exc:
+            quality.add("error", "bad_json", source=source, row=line_no, detail=f"line is not JSON: {exc}")
+            continue
+        if not isinstance(body, dict):
+            quality.add("error", "bad_json", source=source, row=line_no, detail="line is not a JSON object")
+            continue
+        yield line_no, body
+
+
 def read_webhook_lines(lines_or_bytes, source: str, quality: QualityLog) -> pd.DataFrame:
     """Parse webhook bodies into rows of ``MESSAGE_COLUMNS`` + evidence + ``source``, ``row``.
 
@@ -88,17 +105,7 @@ def read_webhook_lines(lines_or_bytes, source: str, quality: QualityLog) -> pd.D
             cols[c].append(values.get(c, ""))
         rows.append(line_no)
 
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            body = _loads(line)
-        except _JSON_ERRORS as exc:
-            quality.add("error", "bad_json", source=source, row=line_no, detail=f"line is not JSON: {exc}")
-            continue
-        if not isinstance(body, dict):
-            quality.add("error", "bad_json", source=source, row=line_no, detail="line is not a JSON object")
-            continue
+    for line_no, body in json_objects(lines, source, quality):
         for entry in body.get("entry") or ():
             waba = _text(entry.get("id"))
             for change in entry.get("changes") or ():

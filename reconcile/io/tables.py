@@ -35,6 +35,7 @@ from ..contracts import (
 )
 from ..quality import InputError, QualityLog
 from . import locations
+from .meta_webhooks import json_objects, read_webhook_lines
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -255,19 +256,9 @@ def _first_record(lines: list[str], path: str = ""):
 
 def _read_jsonl_rows(lines: list[str], path: str, quality: QualityLog) -> pd.DataFrame:
     """Rows of a JSON Lines table (one object a line); a line that is not a JSON object → ``bad_json``."""
-    records, rows, seen = [], [], 0
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        seen += 1
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            quality.add("error", "bad_json", source=path, row=i, detail=f"line is not JSON: {exc}")
-            continue
-        if not isinstance(rec, dict):
-            quality.add("error", "bad_json", source=path, row=i, detail="line is not a JSON object")
-            continue
+    seen = sum(1 for line in lines if line.strip())
+    records, rows = [], []
+    for i, rec in json_objects(lines, path, quality):
         records.append(rec)
         rows.append(i)
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
@@ -425,18 +416,13 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
     warnings ``timestamp_without_offset``, ``extra_column``. Duplicated ids are all kept (the
     engine's dedupe merges or rejects them).
     """
-    from .meta_webhooks import read_webhook_lines
 
     frames, infos = [], []
     for path in _expand(paths, TABLE_SUFFIXES):
         data = locations.read_bytes(path)
         ext = _ext(path)
-        if ext in CSV_SUFFIXES:
-            raw = _read_csv(data, path, quality)
-        elif ext in PARQUET_SUFFIXES:
-            raw = _read_parquet(data, path)
-            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
-        else:
+        lines = None
+        if ext not in CSV_SUFFIXES and ext not in PARQUET_SUFFIXES:
             lines = _split_lines(data, path)
             first = _first_record(lines, path)
             if isinstance(first, dict) and isinstance(first.get("entry"), list):
@@ -445,7 +431,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 frames.append(part)
                 infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
                 continue
-            raw = _read_jsonl_rows(lines, path, quality)
+        raw = _table_from_bytes(data, path, quality, lines)
         n_rows = int(raw.attrs.get("records", len(raw)))   # rejected rows count as rows of the file
         digest = _sha256(data)
         del data                         # peak memory: the file's bytes and raw frame go before validating
@@ -651,7 +637,12 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
 
 
 def _read_any_table(path: str, quality: QualityLog) -> pd.DataFrame:
-    data = locations.read_bytes(path)
+    return _table_from_bytes(locations.read_bytes(path), path, quality)
+
+
+def _table_from_bytes(data: bytes, path: str, quality: QualityLog, lines: list[str] | None = None) -> pd.DataFrame:
+    """A CSV, Parquet or JSON Lines table (by extension) with its 1-based data row in ``__row``;
+    ``lines``: the JSON Lines file already split (webhook detection does that first)."""
     ext = _ext(path)
     if ext in CSV_SUFFIXES:
         return _read_csv(data, path, quality)
@@ -659,7 +650,7 @@ def _read_any_table(path: str, quality: QualityLog) -> pd.DataFrame:
         raw = _read_parquet(data, path)
         raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
         return raw
-    return _read_jsonl_rows(_split_lines(data, path), path, quality)
+    return _read_jsonl_rows(lines if lines is not None else _split_lines(data, path), path, quality)
 
 
 # =========================================================================== invoice
@@ -703,13 +694,7 @@ def read_invoice(paths, quality: QualityLog, *, accounts: pd.DataFrame | None, m
                 frames.append(part)
                 infos.append(InputInfo("invoice", path, len(part), _sha256(data)))
                 continue
-        if ext in CSV_SUFFIXES:
-            raw = _read_csv(data, path, quality)
-        elif ext in PARQUET_SUFFIXES:
-            raw = _read_parquet(data, path)
-            raw["__row"] = np.arange(1, len(raw) + 1, dtype=np.int64)
-        else:
-            raw = _read_jsonl_rows(_split_lines(data, path), path, quality)
+        raw = _table_from_bytes(data, path, quality)
         n_rows = int(raw.attrs.get("records", len(raw)))   # rejected rows count as rows of the file
         frames.append(_invoice_from_raw(raw, path, quality, accounts, market_map))
         infos.append(InputInfo("invoice", path, n_rows, _sha256(data)))
