@@ -151,15 +151,9 @@ def read_message_logs(config: RunConfig, quality: QualityLog, all_accounts: pd.D
 
 
 def compute(inputs: Inputs, period: Period, quality: QualityLog):
-    """Recompute expected charges (the `engine` stage)."""
-    from .engine import compute_units
-
-    return compute_units(inputs.messages, inputs.accounts, inputs.rates, inputs.market_map, period, quality)
-
-
-def _compute_releasing(inputs: Inputs, period: Period, quality: QualityLog):
-    """``compute`` handing the messages over to the engine (``inputs.messages`` is emptied first),
-    so that the engine frees them once deduplicated: one copy of the rows in memory, not two."""
+    """Recompute expected charges (the `engine` stage). The messages are handed over to the engine
+    (``inputs.messages`` is emptied first) so that it frees them once deduplicated: one copy of the
+    rows in memory, not two."""
     from .engine import compute_units
 
     handover = [inputs.messages]
@@ -202,8 +196,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     with timed(progress, clock.timings, "read"):
         inputs = load_inputs(config, quality)
     with timed(progress, clock.timings, "engine"):
-        result = _compute_releasing(inputs, config.period, quality)
-    inputs.messages = pd.DataFrame()  # the engine is done with them: free the memory before publishing
+        result = compute(inputs, config.period, quality)
     return finish_run(config, inputs, result, quality, inputs.message_rows, clock=clock, progress=progress)
 
 
