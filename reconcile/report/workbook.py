@@ -99,14 +99,8 @@ class _Sheet:
             self.ws.column_dimensions[get_column_letter(i)].width = width
 
     def cell(self, value, *, font=None, fill=None, number_format=None):
-        c = WriteOnlyCell(self.ws, value=escape_text(value) if isinstance(value, str) else value)
-        if font is not None:
-            c.font = font
-        if fill is not None:
-            c.fill = fill
-        if number_format is not None:
-            c.number_format = number_format
-        return c
+        return _styled(WriteOnlyCell(self.ws, value=escape_text(value) if isinstance(value, str) else value),
+                       number_format=number_format, font=font, fill=fill)
 
     def append(self, values: Iterable) -> int:
         self.ws.append(list(values))
@@ -205,14 +199,18 @@ class _Sheet:
 
 def _style_id(ws, *, number_format=None, font=None, fill=None) -> int:
     """The workbook's cellXfs index of a style (registered through a throw-away openpyxl cell)."""
-    cell = WriteOnlyCell(ws)
+    return _styled(WriteOnlyCell(ws), number_format=number_format, font=font, fill=fill).style_id
+
+
+def _styled(cell, *, number_format=None, font=None, fill=None):
+    """``cell`` with the given number format, font and fill (those not given are left as they are)."""
     if number_format is not None:
         cell.number_format = number_format
     if font is not None:
         cell.font = font
     if fill is not None:
         cell.fill = fill
-    return cell.style_id
+    return cell
 
 
 def _xml_text(values: pa.Array) -> pa.Array:
