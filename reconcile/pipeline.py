@@ -367,7 +367,7 @@ def _check_written_totals(csv_path: str, units: pd.DataFrame) -> None:
     import pyarrow.csv as pacsv
 
     from . import conservation as cons
-    from .io.outputs import round_half_up
+    from .report.money import round_half_up
 
     table = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(
         column_types={"amount": "float64", "currency": "string"}, include_columns=["amount", "currency"]))

@@ -17,37 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..contracts import DQ_COLUMNS, MONEY_DECIMALS, UNIT_COLUMNS, VARIANCE_COLUMNS
+from ..contracts import DQ_COLUMNS, UNIT_COLUMNS, VARIANCE_COLUMNS
+from ..report.money import money_text
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 UNIT_MONEY = ("rate", "amount")
 VARIANCE_MONEY = ("expected_amount", "invoiced_amount", "amount_diff")
 VARIANCE_INTS = ("expected_quantity", "invoiced_quantity", "quantity_diff")
-
-
-def round_half_up(values, places: int = MONEY_DECIMALS) -> np.ndarray:
-    """Round float64 values half-up (away from zero) to ``places`` decimals; NaN stays NaN.
-
-    Binary noise is removed first (``x * 10**places`` is rounded to 6 decimals) so that
-    1.00005 rounds to 1.0001 as ``decimal.ROUND_HALF_UP`` would."""
-    x = np.asarray(values, dtype="float64")
-    scale = 10.0 ** places
-    scaled = np.round(np.abs(x) * scale, 6)
-    return np.sign(x) * np.floor(scaled + 0.5) / scale
-
-
-def money_strings(values, places: int = MONEY_DECIMALS) -> pa.Array:
-    """Plain decimal strings with exactly ``places`` decimals (``-0.0100``); NaN → null (empty)."""
-    x = np.asarray(values, dtype="float64")
-    missing = np.isnan(x)
-    q = np.floor(np.round(np.abs(np.where(missing, 0.0, x)) * 10.0 ** places, 6) + 0.5).astype("int64")
-    negative = (x < 0) & (q > 0)
-    whole = pa.array(q // 10 ** places).cast(pa.string())
-    frac = pc.utf8_lpad(pa.array(q % 10 ** places).cast(pa.string()), places, "0")
-    sign = pa.array(np.where(negative, "-", ""))
-    out = pc.binary_join_element_wise(sign, whole, ".", frac, "")
-    # binary_join_element_wise's last argument is the separator
-    return pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), out)
 
 
 def instant_strings(values) -> pa.Array:
@@ -80,7 +56,7 @@ def units_csv_table(units: pd.DataFrame) -> pa.Table:
         if c in ("opened_at", "expires_at"):
             cols[c] = instant_strings(units[c])
         elif c in UNIT_MONEY:
-            cols[c] = money_strings(units[c])
+            cols[c] = money_text(units[c])
         elif c == "message_count":
             cols[c] = _ints(units[c])
         else:
@@ -92,7 +68,7 @@ def variance_csv_table(variance: pd.DataFrame) -> pa.Table:
     cols = {}
     for c in VARIANCE_COLUMNS:
         if c in VARIANCE_MONEY:
-            cols[c] = money_strings(variance[c])
+            cols[c] = money_text(variance[c])
         elif c in VARIANCE_INTS:
             cols[c] = _ints(variance[c])
         else:

@@ -6,7 +6,7 @@ millions of values without a Python loop per value.
 * :func:`round_half_up` — half-up (away from zero) rounding of float64 to N places, agreeing with
   ``decimal.ROUND_HALF_UP`` applied to the shortest decimal repr of each float (rule book section 0,
   "Rounding"; contracts.md, variance: ``amount_diff`` is rounded half-up to 4 places before comparing).
-* :func:`money_strings` — CSV money strings with a fixed number of places (``""`` for NaN).
+* :func:`money_text` / :func:`money_strings` — money strings with a fixed number of places (CSV).
 * :func:`mask_phone` — ``*`` for every digit but the last 4 (workbook and logs only).
 * :func:`mask_digit_runs` — inside free text, mask every run of 8+ digits to its last 4.
 * :func:`escape_formula` — spreadsheet formula-injection escaping (see the function's docstring).
@@ -52,9 +52,9 @@ def round_half_up(values, places: int = MONEY_PLACES) -> np.ndarray:
     return out
 
 
-def money_strings(values, places: int = MONEY_PLACES) -> np.ndarray:
-    """Money as plain decimal strings with exactly ``places`` decimals (``"12.3400"``, ``"-0.0100"``);
-    NaN → ``""``. Vectorised through integer arithmetic and pyarrow string kernels."""
+def money_text(values, places: int = MONEY_PLACES) -> pa.Array:
+    """Money as an Arrow string array of plain decimals with exactly ``places`` decimals
+    (``"12.3400"``, ``"-0.0100"``); NaN → null. Integer arithmetic and pyarrow string kernels only."""
     x = round_half_up(values, places)
     nan = np.isnan(x)
     units = np.where(nan, 0, np.rint(np.abs(x) * 10.0 ** places)).astype("int64")
@@ -69,9 +69,12 @@ def money_strings(values, places: int = MONEY_PLACES) -> np.ndarray:
         text = whole_s
     sign = pa.array(np.where(negative, "-", ""), type=pa.string())
     text = pc.binary_join_element_wise(sign, text, "")
-    out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-    out[nan] = ""
-    return out
+    return pc.if_else(pa.array(nan), pa.scalar(None, pa.string()), text)
+
+
+def money_strings(values, places: int = MONEY_PLACES) -> np.ndarray:
+    """:func:`money_text` as an object array with ``""`` for NaN."""
+    return np.asarray(pc.fill_null(money_text(values, places), "").to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _as_str_series(values) -> pd.Series:
