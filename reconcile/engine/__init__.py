@@ -13,9 +13,8 @@ import pandas as pd
 
 from ..quality import QualityLog
 from .prepare import dedupe_messages
-from .windows import window_units
 
-__all__ = ["EngineResult", "compute_units", "dedupe_messages", "window_units"]
+__all__ = ["EngineResult", "compute_units", "dedupe_messages", "start_warm_up", "window_units"]
 
 
 @dataclass
@@ -27,6 +26,15 @@ class EngineResult:
     #                           billable_outbound, rejected, raw_units (all history), units (period), ...
 
 
+def __getattr__(name: str):
+    # ``window_units`` imports numba (~0.4 s): loaded on first use, so that importing the package
+    # (``start_warm_up``, the readers' callers) stays cheap
+    if name == "window_units":
+        from .windows import window_units
+        return window_units
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.DataFrame, market_map: pd.DataFrame,
                   period, quality: QualityLog) -> EngineResult:
     """Dedupe → window → finalize (price) the units of ``period``.
@@ -36,6 +44,7 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     (the pipeline does this to keep one copy of the messages in memory instead of two)."""
     from ..contracts import Period
     from .accounts import check_lookback, finalize_units
+    from .windows import window_units
 
     owned = isinstance(messages, list)
     if owned:
@@ -56,6 +65,39 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     counts.update(final_counts or {})
     counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
+
+
+def start_warm_up():
+    """Load the compiled kernels (windows, id hashing) in a background thread; returns the thread (``join`` it).
+
+    Importing numba and loading the kernel from numba's cache costs ~0.8 s of mostly fixed time per
+    process. ``reconcile run`` starts this before reading the inputs so that the cost overlaps with
+    reading (Arrow's Parquet reader and the validations release the GIL) instead of adding to it.
+    A failure here is not reported: the engine stage then loads the kernel itself and raises."""
+    import threading
+
+    thread = threading.Thread(target=_warm_up, name="reconcile-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up() -> None:
+    try:
+        import numpy as np
+        import pyarrow as pa
+
+        from . import strategies as S
+        from .hashing import repeated_candidates
+        from .windows import window_pass
+
+        repeated_candidates(pa.array(["a", "a"], type=pa.string()))
+
+        i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
+        sw = S.regime_switches()
+        window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,
+                    np.int64(S.CSW_NS), np.int64(S.ENTRY_POINT_REPLY_NS), np.int64(S.CONVERSATION_NS))
+    except Exception:  # noqa: BLE001 - the engine stage loads the kernel again and reports any error
+        pass
 
 
 def release_arrow_memory() -> None:
@@ -80,11 +122,7 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
         ns = _instants_ns(messages[c])
         np.minimum(first, np.where(ns == NAT_NS, big, ns), out=first)
     enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
-    codes = np.asarray(enc.indices, dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    sc = codes[order]
-    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
     per = np.full(len(enc.dictionary), big, dtype=np.int64)
-    per[sc[starts]] = np.minimum.reduceat(first[order], starts)
+    np.minimum.at(per, np.asarray(enc.indices, dtype=np.intp), first)      # unbuffered min per account
     out = pd.Series(np.where(per == big, NAT_NS, per).view("M8[ns]"), index=enc.dictionary.to_pylist())
     return out.dt.tz_localize("UTC").sort_index()

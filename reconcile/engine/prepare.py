@@ -56,6 +56,7 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
     counts = {"input_rows": n, "duplicates_merged": 0, "conflicting_duplicates": 0}
     if n == 0:
         return messages.reset_index(drop=True), counts
+    messages = single_chunk_columns(messages, in_place=consume)
     dup_rows, dup_codes = _duplicated_ids(arrow_strings(messages["message_id"]))
     if len(dup_rows) == 0:     # no duplicates at all: the common case
         return messages.reset_index(drop=True), counts
@@ -152,27 +153,14 @@ _HASH_PREPASS_ROWS = 200_000
 def _duplicated_ids(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Input positions (ascending) of the rows whose id occurs more than once, and an id code per such row.
 
-    Large inputs first hash every id (DuckDB's multi-threaded ``hash``) and keep the rows whose hash
-    repeats; only those candidates are dictionary-encoded, so the exact answer costs a hash table of
-    the (few) duplicated ids instead of one of all ids."""
+    Large inputs first hash every id (:mod:`.hashing`, one compiled pass over the Arrow buffers) and
+    keep the rows whose hash repeats; only those candidates are dictionary-encoded, so the exact
+    answer costs a hash table of the (few) duplicated ids instead of one of all ids."""
     n = len(ids)
     if n >= _HASH_PREPASS_ROWS:
-        import duckdb
+        from .hashing import repeated_candidates
 
-        con = duckdb.connect()
-        try:
-            con.execute("SET enable_progress_bar = false")
-            con.register("ids", pa.table({"m": ids}))
-            hashes = con.sql("SELECT hash(m) AS h FROM ids").to_arrow_table()
-            con.register("hashes", hashes)
-            repeated = con.sql("SELECT h FROM hashes GROUP BY h HAVING count(*) > 1").to_arrow_table().column(0)
-            hashes = hashes.column(0)
-        finally:
-            con.close()
-        if len(hashes) != n:    # pragma: no cover - defensive
-            raise RuntimeError("id hashing lost rows")
-        candidates = np.flatnonzero(pc.is_in(hashes, value_set=repeated.combine_chunks()).to_numpy(
-            zero_copy_only=False))
+        candidates = np.flatnonzero(repeated_candidates(ids))
         if len(candidates) == 0:
             return candidates.astype(np.int64), candidates.astype(np.int64)
         ids = ids.take(pa.array(candidates))
@@ -267,6 +255,19 @@ def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndar
 
 
 # =========================================================================== arrow helpers
+def single_chunk_columns(frame: pd.DataFrame, *, in_place: bool = False) -> pd.DataFrame:
+    """``frame`` with every Arrow-backed column in one chunk (a Parquet file gives one chunk per row
+    group). Arrow's ``take`` on a chunked array concatenates the chunks on every call; combined once
+    here, the gathers of the engine cost only what they gather."""
+    out = frame if in_place else frame.copy(deep=False)
+    for name in list(out.columns):
+        arr = getattr(out[name].array, "_pa_array", None)
+        if isinstance(arr, pa.ChunkedArray) and arr.num_chunks > 1:
+            out[name] = pd.Series(pd.array(pa.chunked_array([arr.combine_chunks()]), dtype=out[name].dtype),
+                                  index=out.index, name=name)
+    return out
+
+
 def arrow_strings(values) -> pa.Array:
     """A string column as one contiguous ``pyarrow`` string array (``""`` for empty/NA)."""
     arr = getattr(getattr(values, "array", None), "_pa_array", None)
