@@ -120,13 +120,31 @@ def escape_formula(values) -> pd.Series:
     the text. Excel and LibreOffice both display it as text, nothing is evaluated, and the value stays
     inert when finance copies it or saves the sheet as CSV (the OWASP "CSV injection" advice).
     """
-    s = _as_str_series(values)
-    if s.empty:
-        return s.astype(object)
-    s = s.str.replace(_ILLEGAL_XML, "", regex=True)
-    first = s.str[:1]
-    risky = first.isin(FORMULA_TRIGGERS) | s.isin(_ERROR_LITERALS)
-    return s.where(~risky, "'" + s).astype(object)
+    index = values.index if isinstance(values, pd.Series) else None
+    return pd.Series(escape_formula_arrow(values).to_numpy(zero_copy_only=False), index=index, dtype=object)
+
+
+def escape_formula_arrow(values) -> pa.Array:
+    """:func:`escape_formula` as an Arrow ``string`` array (no Python string per value; empty/NA → ``""``)."""
+    arr = _arrow_text(values)
+    if len(arr) == 0:
+        return arr
+    arr = pc.replace_substring_regex(arr, _ILLEGAL_XML, "")
+    risky = pc.or_(pc.is_in(pc.utf8_slice_codeunits(arr, 0, 1), value_set=pa.array(FORMULA_TRIGGERS)),
+                   pc.is_in(arr, value_set=pa.array(_ERROR_LITERALS)))
+    return pc.if_else(risky, pc.binary_join_element_wise("'", arr, ""), arr)
+
+
+def _arrow_text(values) -> pa.Array:
+    """Any column as one Arrow ``string`` array with ``""`` for empty/NA (as :func:`_as_str_series`)."""
+    arr = getattr(getattr(values, "array", None), "_pa_array", None)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pa.array(_as_str_series(values).to_numpy(dtype=object), type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    return arr.cast(pa.string()) if arr.type != pa.string() else arr
 
 
 def escape_text(value: str) -> str:

@@ -35,7 +35,7 @@ from openpyxl.utils import get_column_letter
 
 from ..compare import EVIDENCE_STATUSES, drilldown_positions, summarise
 from ..contracts import DEFAULT_EXCEL_MAX_UNITS, DQ_COLUMNS, UNIT_COLUMNS, VARIANCE_COLUMNS, VARIANCE_STATUSES
-from .money import escape_formula, escape_text, mask_digit_runs, mask_phone
+from .money import escape_formula, escape_formula_arrow, escape_text, mask_digit_runs, mask_phone
 
 SHEETS = ("Summary", "Variance", "Units", "Data quality", "Run info")
 #: findings listed one by one on the Data quality sheet (all of them are in data_quality.csv)
@@ -76,6 +76,14 @@ def _text_column(values: pd.Series) -> list:
     if len(escaped) and escaped.str.len().max() > _MAX_CELL_TEXT:
         escaped = escaped.str.slice(0, _MAX_CELL_TEXT)
     return escaped.tolist()
+
+
+def _text_arrow(values: pd.Series) -> pa.Array:
+    """:func:`_text_column` as an Arrow ``string`` array (the bulk writer's path)."""
+    escaped = escape_formula_arrow(values)
+    if len(escaped) and pc.max(pc.utf8_length(escaped)).as_py() > _MAX_CELL_TEXT:
+        escaped = pc.utf8_slice_codeunits(escaped, 0, _MAX_CELL_TEXT)
+    return escaped
 
 
 def _naive_utc(values: pd.Series) -> list:
@@ -263,11 +271,12 @@ def _rows_xml(ws, frame: pd.DataFrame, first_row: int, *, money, currency, dates
             cell = _join(pa.scalar('<c r="' + letter), row_numbers, pa.scalar('"'), style if isinstance(style, pa.Array)
                          else pa.scalar(style), pa.scalar("><v>"), text, pa.scalar("</v></c>"))
         else:
-            escaped = pd.Series(_text_column(series), dtype=object)
-            text = pa.array(escaped.to_numpy(dtype=object), type=pa.string())
+            text = _text_arrow(series)
             if name == status:
-                ids = {v: _style_id(ws, fill=f) for v, f in _STATUS_FILL.items()}
-                style = pa.array(escaped.map(lambda v: f' s="{ids[v]}"' if v in ids else "").tolist(), type=pa.string())
+                names = list(_STATUS_FILL)
+                styles = pa.array([f' s="{_style_id(ws, fill=_STATUS_FILL[v])}"' for v in names] + [""])
+                which = pc.fill_null(pc.index_in(text, value_set=pa.array(names)), len(names))
+                style = styles.take(which)
             empty = pc.equal(text, "")
             text = pc.if_else(empty, pa.scalar(None, pa.string()), _xml_text(text))
             cell = _join(pa.scalar('<c r="' + letter), row_numbers,
@@ -276,7 +285,19 @@ def _rows_xml(ws, frame: pd.DataFrame, first_row: int, *, money, currency, dates
         cells.append(cell)
     row_xml = pc.binary_join_element_wise(pa.scalar('<row r="'), row_numbers, pa.scalar('">'), *cells,
                                           pa.scalar("</row>"), "", null_handling="replace", null_replacement="")
-    return "".join(row_xml.to_pylist()).encode("utf-8")
+    return _concatenated(row_xml)
+
+
+def _concatenated(strings: pa.Array) -> bytes:
+    """The UTF-8 bytes of every string of ``strings`` one after the other (its data buffer; nulls are empty)."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    if len(strings) == 0:
+        return b""
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(strings.buffers()[1], dtype=width)[strings.offset:strings.offset + len(strings) + 1]
+    data = strings.buffers()[2]
+    return data[int(offsets[0]):int(offsets[-1])].to_pybytes() if data is not None else b""
 
 
 def _splice_rows(path: Path, rows_by_sheet: dict[str, bytes]) -> None:
