@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..contracts import WEBHOOK_EVIDENCE_COLUMNS
 from ..quality import QualityLog
 from .prepare import dedupe_messages
 
@@ -52,6 +53,10 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     if isinstance(period, str):
         period = Period.parse(period)
     check_lookback(_first_instant_per_account(messages), accounts, period, quality)
+    # Meta's webhook evidence columns are kept by the readers for analysts; no rule reads them
+    unused = [c for c in WEBHOOK_EVIDENCE_COLUMNS if c in messages.columns]
+    if unused:
+        messages = messages.drop(columns=unused)
     deduped, counts = dedupe_messages(messages, quality, consume=owned)
     del messages
     release_arrow_memory()
