@@ -6,6 +6,7 @@ The stages are also exposed one by one (``load_inputs``, ``compute``, ``reconcil
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -327,30 +329,35 @@ def publish(config: RunConfig, record: dict, units, variance, quality: QualityLo
     from .io import locations
     from .io.outputs import (quality_csv_table, units_csv_table, units_parquet_table, variance_csv_table,
                              write_csv, write_parquet)
-    from .report.workbook import write_workbook
 
     t_publish = time.perf_counter()
     findings = quality.frame()
     staging = tempfile.mkdtemp(prefix="reconcile-staging-")
     try:
-        write_csv(units_csv_table(units), os.path.join(staging, "billable_units.csv"))
-        _check_written_totals(os.path.join(staging, "billable_units.csv"), units)
-        write_parquet(units_parquet_table(units), os.path.join(staging, "billable_units.parquet"))
-        write_csv(variance_csv_table(variance), os.path.join(staging, "variance.csv"))
-        write_csv(quality_csv_table(findings), os.path.join(staging, "data_quality.csv"))
-        warehouse = _open_warehouse(config)
-        slices = sorted({(w, m) for w in inputs.accounts["waba_id"] for m in config.period.months})
-        # the workbook's Run info shows the timings known so far (publish still under way)
+        # the workbook (openpyxl + zlib) is written in a second thread while the CSV/Parquet files and
+        # the warehouse slice are written here; the warehouse commits only once the workbook is whole
+        # and checked (its verify step waits for it), so a failed workbook still publishes nothing
         record["timings_s"] = {**timings, "publish": round(time.perf_counter() - t_publish, 3),
-                               "total": round(time.perf_counter() - t_total, 3)}
-        write_workbook(os.path.join(staging, "report.xlsx"), variance=variance, units=units,
-                       quality_frame=findings, run_record=record, accounts=inputs.accounts,
-                       max_units=config.excel_max_units)
-        _check_workbook_totals(os.path.join(staging, "report.xlsx"), units, config)
-        if warehouse is not None:
-            record["finished_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-            warehouse.publish(record, variance, units, scope=config.scope, slices=slices,
-                              verify=_warehouse_totals_check(units))
+                               "total": round(time.perf_counter() - t_total, 3)}   # Run info: timings so far
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-workbook") as pool:
+            workbook = pool.submit(_write_checked_workbook, os.path.join(staging, "report.xlsx"), config,
+                                   copy.deepcopy(record), units, variance, findings, inputs.accounts)
+            write_csv(units_csv_table(units), os.path.join(staging, "billable_units.csv"))
+            _check_written_totals(os.path.join(staging, "billable_units.csv"), units)
+            write_parquet(units_parquet_table(units), os.path.join(staging, "billable_units.parquet"))
+            write_csv(variance_csv_table(variance), os.path.join(staging, "variance.csv"))
+            write_csv(quality_csv_table(findings), os.path.join(staging, "data_quality.csv"))
+            warehouse = _open_warehouse(config)
+            slices = sorted({(w, m) for w in inputs.accounts["waba_id"] for m in config.period.months})
+            if warehouse is not None:
+                record["finished_at"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+                totals_check = _warehouse_totals_check(units)
+
+                def verify(loaded: dict[str, float]) -> None:
+                    workbook.result()          # raises the workbook's error: the slice is rolled back
+                    totals_check(loaded)
+                warehouse.publish(record, variance, units, scope=config.scope, slices=slices, verify=verify)
+            workbook.result()
         # publish is measured up to the run record, the last file written before the move
         timings["publish"] = round(time.perf_counter() - t_publish, 3)
         timings["total"] = round(time.perf_counter() - t_total, 3)
@@ -364,6 +371,15 @@ def publish(config: RunConfig, record: dict, units, variance, quality: QualityLo
         locations.publish_directory(staging, config.out_location)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_checked_workbook(path: str, config: RunConfig, record: dict, units, variance, findings,
+                            accounts) -> None:
+    from .report.workbook import write_workbook
+
+    write_workbook(path, variance=variance, units=units, quality_frame=findings, run_record=record,
+                   accounts=accounts, max_units=config.excel_max_units)
+    _check_workbook_totals(path, units, config)
 
 
 def _check_written_totals(csv_path: str, units: pd.DataFrame) -> None:

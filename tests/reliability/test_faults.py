@@ -310,3 +310,34 @@ def test_zz_fault_summary():
     survived = sum(s for _, s in FAULTS.values())
     print(f"\nfaults injected: {injected}, survived: {survived}  " + json.dumps(FAULTS))
     assert injected == survived
+
+
+def test_failed_workbook_rolls_back_the_warehouse_slice_written_beside_it(tmp_path, monkeypatch):
+    """The workbook is written in a second thread while the warehouse slice is loaded; the slice's
+    transaction waits for the workbook and rolls back when it fails: nothing is published."""
+    import duckdb
+
+    from reconcile.report import workbook
+
+    db = tmp_path / "wh.duckdb"
+    out = str(tmp_path / "out")
+
+    def broken_workbook(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(workbook, "write_workbook", broken_workbook)
+    failed = run_cli(out, warehouse=f"duckdb:///{db}")
+    assert failed.exit_code == 1
+    assert "nothing was published" in failed.stderr and "No space left on device" in failed.stderr
+    assert not os.path.exists(os.path.join(out, "_SUCCESS"))
+    with duckdb.connect(str(db)) as con:
+        tables_ = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert "recon_unit" in tables_                   # the schema was created, the slice rolled back
+        assert con.execute("SELECT count(*) FROM recon_unit").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM recon_variance").fetchone()[0] == 0
+
+    monkeypatch.undo()
+    rerun = run_cli(out, warehouse=f"duckdb:///{db}")
+    assert rerun.exit_code == 0 and os.path.exists(os.path.join(out, "_SUCCESS"))
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT count(*) FROM recon_unit").fetchone()[0] == len(rerun.frame("billable_units.csv"))
