@@ -5,8 +5,10 @@
 Generates the inputs once (cached under ``benchmarks/_data/``), runs each measurement in its own
 subprocess (so that ``ru_maxrss`` is that run's peak RSS), and prints per-stage timings from
 ``run.json`` (read, engine, compare, publish, total), messages per second, peak RSS, and the
-speed-up of the vectorised engine over the naive per-key reference on the same 1M-message input.
-Targets are printed next to the figures: 10M whole run <= 60 s, peak RSS <= 6 GB, >= 50x faster
+speed-up of the vectorised engine over the naive per-key reference on the same 1M-message input,
+both from a fresh process (what one ``reconcile run`` costs, imports and kernel loading included) and
+from a warm one (after a first run on 10,000 messages: throughput without the per-process fixed cost;
+the naive loop's time never includes its imports or reading). Targets are printed next to the figures: 10M whole run <= 60 s, peak RSS <= 6 GB, >= 50x faster
 than the naive loop.
 
 If ``reconcile.pipeline.run`` is missing, the child times read + engine only and says so.
@@ -52,6 +54,16 @@ def _rows(folder: str) -> int:
 
 
 # --------------------------------------------------------------------------- children (one measurement each)
+def child_run_warm(folder: str) -> dict:
+    """:func:`child_run` after one run on a 10,000-message input in the same process: the stage timings
+    then exclude the per-process fixed costs (imports, loading the compiled kernels from numba's cache,
+    first-call set-up of pyarrow/pandas kernels), which a service running many reconciliations pays once."""
+    child_run(dataset(10_000, 0))
+    result = child_run(folder)
+    result["mode"] = "whole run, warm process"
+    return result
+
+
 def child_run(folder: str) -> dict:
     """The whole pipeline (read, engine, compare, publish) into a temporary output folder and DuckDB."""
     sys.path.insert(0, ROOT)
@@ -118,7 +130,7 @@ def child_naive(folder: str) -> dict:
 
 
 def _child_main(kind: str, folder: str) -> None:
-    result = {"run": child_run, "engine": child_engine, "naive": child_naive}[kind](folder)
+    result = {"run": child_run, "warm": child_run_warm, "engine": child_engine, "naive": child_naive}[kind](folder)
     result["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
     print("BENCH-RESULT " + json.dumps(result, default=float))
 
@@ -160,7 +172,7 @@ def main(argv=None) -> None:
     ap.add_argument("--naive-messages", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-naive", action="store_true")
-    ap.add_argument("--_child", choices=["run", "engine", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--_child", choices=["run", "warm", "engine", "naive"], help=argparse.SUPPRESS)
     ap.add_argument("--_data", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
@@ -177,17 +189,20 @@ def main(argv=None) -> None:
     r_small = r if small == big else measure("run", small)
     if small != big:
         report_run("whole run (naive-sized input)", _rows(small), r_small, None)
+    r_warm = measure("warm", small)
+    report_run("whole run (naive-sized input, warm process)", _rows(small), r_warm, None)
     naive = measure("naive", small)
-    engine_s = float(r_small["timings_s"]["engine"])
     naive_s = float(naive["timings_s"]["engine"])
-    rec_s = sum(float(r_small["timings_s"].get(k, 0.0)) for k in ("read", "engine", "compare"))
     print(f"\nnaive reference on the same {_rows(small):,} rows: {naive_s:.2f} s, {naive['units']:,} units "
           f"(peak RSS {_gb(naive['max_rss_bytes']):.2f} GB)")
-    agree = "same unit count" if naive["units"] == r_small["units"] else \
-        f"UNIT COUNTS DIFFER: engine {r_small['units']:,} vs naive {naive['units']:,}"
-    print(f"vectorised engine stage {engine_s:.2f} s -> speed-up {naive_s / max(engine_s, 1e-9):.1f}x; {agree}")
-    print(f"read + engine + compare {rec_s:.2f} s -> speed-up {naive_s / max(rec_s, 1e-9):.1f}x "
-          f"(target >= {TARGET_SPEEDUP:.0f}x)")
+    for label, r_x in (("fresh process", r_small), ("warm process", r_warm)):
+        engine_s = float(r_x["timings_s"]["engine"])
+        rec_s = sum(float(r_x["timings_s"].get(k, 0.0)) for k in ("read", "engine", "compare"))
+        agree = "same unit count" if naive["units"] == r_x["units"] else \
+            f"UNIT COUNTS DIFFER: engine {r_x['units']:,} vs naive {naive['units']:,}"
+        print(f"{label}: engine stage {engine_s:.2f} s -> {naive_s / max(engine_s, 1e-9):.1f}x; "
+              f"read + engine + compare {rec_s:.2f} s -> {naive_s / max(rec_s, 1e-9):.1f}x "
+              f"(target >= {TARGET_SPEEDUP:.0f}x); {agree}")
     print(f"machine load at the end (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} CPUs")
 
