@@ -79,9 +79,12 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
     outcome = _strings(coverage["outcome"])
     opener = _strings(coverage["unit_opening_message_id"])
     rides_any = _np(pc.is_in(outcome, value_set=pa.array(["unit_opener", "rode_on_unit"], type=pa.string())))
-    # one hash pass: position of each message's opener among the period's openers, then the earlier ones
+    # one hash pass over the messages that opened or rode on a unit (the others have no opener):
+    # position of each one's opener among the period's openers, then the earlier ones
     n_period = len(period_openers)
-    opener_pos = np.asarray(pc.fill_null(pc.index_in(opener, value_set=pa.concat_arrays(
+    riding = np.flatnonzero(rides_any)
+    opener_pos = np.full(len(rides_any), -1, dtype=np.int64)
+    opener_pos[riding] = np.asarray(pc.fill_null(pc.index_in(opener.take(pa.array(riding)), value_set=pa.concat_arrays(
         [period_openers, earlier_openers.cast(period_openers.type)])), -1), dtype=np.int64)
     opener_of_period = (opener_pos >= 0) & (opener_pos < n_period)
     rides = rides_any & in_period
