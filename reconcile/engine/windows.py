@@ -22,8 +22,8 @@ from . import strategies as S
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .prepare import (DAY_NS, NAT_NS, _provenance, _report, arrow_strings, classify_messages, decode, local_days,
-                      prepare_events, take_strings)
+from .prepare import (DAY_NS, NAT_NS, _provenance, _report, arrow_strings, classify_messages, local_days,
+                      prepare_events, str_series)
 
 RAW_UNIT_COLUMNS = [
     "waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category", "pricing_type",
@@ -219,6 +219,25 @@ def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]")).tz_localize("UTC")
 
 
+def _vocab(names) -> pa.Array:
+    """A small vocabulary as a ``large_string`` array (the storage of pandas ``str`` columns)."""
+    if isinstance(names, (pa.Array, pa.ChunkedArray)):
+        if isinstance(names, pa.ChunkedArray):
+            names = names.combine_chunks()
+        return names if names.type == pa.large_string() else names.cast(pa.large_string())
+    return pa.array([str(x) for x in names], type=pa.large_string())
+
+
+def _gather(vocab: pa.Array, codes: np.ndarray) -> pd.Series:
+    """``vocab[codes]`` as a ``str`` Series; every code must be a valid position (no nulls, one gather)."""
+    return str_series(pc.take(vocab, pa.array(np.asarray(codes, dtype=np.int64))))
+
+
+def _with_blank(vocab: pa.Array) -> pa.Array:
+    """``vocab`` plus a trailing ``""`` (position ``len(vocab)``: the code of "none")."""
+    return pa.concat_arrays([vocab, pa.array([""], type=pa.large_string())])
+
+
 def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
                  quality: QualityLog) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Windows of every era over all the history given → (raw_units, coverage, counts).
@@ -236,9 +255,11 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
 
     ``deduped`` may be handed over as a one-element list (emptied): the other columns are then
     freed once the events are prepared (peak memory of a whole run).
-    """
-    from ..rules.markets import resolve_numbers
 
+    Every string column is built by one Arrow gather from a vocabulary (codes → names): small
+    vocabularies for accounts, categories, eras, months, zones, countries and markets; the message
+    ids are gathered once for the units, and the coverage's opener ids from those.
+    """
     owned = isinstance(deduped, list)     # handed over as ``[frame]``: free the columns no longer needed
     if owned:
         deduped = deduped.pop()
@@ -262,39 +283,46 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
             "template_category", "template delivered without a template category in an era that prices by "
                                  "category, outside a free entry point window: excluded")
 
-    # ---- units
+    # ---- units (event positions ``upos``; unit number of each event's opener: -1 when none)
     upos = np.flatnonzero(outcome == S.OUT_OPENER)
+    n_units = len(upos)
     urows = rows[upos]
-    counts_per_opener = np.bincount(opener[opener >= 0], minlength=len(rows)) if len(rows) else np.zeros(0, int)
+    unit_of = np.full(len(rows), -1, dtype=np.int64)
+    unit_of[upos] = np.arange(n_units, dtype=np.int64)
+    opener_unit = np.where(opener >= 0, unit_of[np.maximum(opener, 0)], -1)
+    message_count = np.bincount(opener_unit[opener_unit >= 0], minlength=n_units).astype(np.int64)
     uregime = events.regime[upos]
     uacc = events.account[upos]
     uday = events.local_day[upos]
     uuser = events.user[upos]
-    country, market = _markets(uuser, urows, events.user_names, deduped, market_map, quality, resolve_numbers)
+    country, market = _markets(uuser, urows, events.user_names, deduped, market_map, quality)
     month_codes, month_names = _month_codes(uday)
     uexp = expires[upos]
+    opening_ids = pc.take(message_ids, pa.array(urows))
+    if opening_ids.type != pa.large_string():
+        opening_ids = opening_ids.cast(pa.large_string())
     raw_units = pd.DataFrame({
-        "waba_id": decode(uacc, classes.account_ids),
-        "phone_number_id": decode(events.phone[upos], events.phone_names),
-        "user_wa_id": decode(uuser, events.user_names),
+        "waba_id": _gather(_vocab(classes.account_ids), uacc),
+        "phone_number_id": _gather(_vocab(events.phone_names), events.phone[upos]),
+        "user_wa_id": _gather(_vocab(events.user_names), uuser),
         "country": country,
         "market": market,
-        "pricing_model": decode(uregime, sw.pricing_model),
-        "category": decode(unit_cat[upos].astype(np.int64), S.UNIT_CATEGORIES),
-        "pricing_type": decode(ptype[upos].astype(np.int64), S.RAW_PRICING_TYPES),
+        "pricing_model": _gather(_vocab(sw.pricing_model), uregime),
+        "category": _gather(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
+        "pricing_type": _gather(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
         "opened_at": _utc(events.t[upos]),
         "expires_at": _utc(np.where(uexp == _NEG, NAT_NS, uexp)),
-        "opening_message_id": take_strings(message_ids, urows),
-        "message_count": counts_per_opener[upos].astype(np.int64),
-        "era": decode(uregime, sw.era_name),
+        "opening_message_id": str_series(opening_ids),
+        "message_count": message_count,
+        "era": _gather(_vocab(sw.era_name), uregime),
         "regime_index": uregime.astype(np.int64),
         "local_date": (uday * DAY_NS).view("M8[ns]"),
-        "billing_month": decode(month_codes, month_names),
-        "timezone": decode(classes.zone_of_account[uacc] if len(uacc) else uacc, classes.zones),
+        "billing_month": _gather(_vocab(month_names), month_codes),
+        "timezone": _gather(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
         "csw_open": csw_flag[upos],
     })
 
-    coverage = _coverage(classes, events, outcome, opener, message_ids)
+    coverage = _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids)
     n_in = int(classes.inbound.sum())
     n_bill = int(classes.billable.sum())
     rejected = int(classes.excluded.sum() + len(miss_cat))
@@ -309,25 +337,39 @@ def _mask(n: int, positions: np.ndarray) -> np.ndarray:
     return out
 
 
+#: a day → month table is used when the days span at most this many days (else a datetime conversion)
+_MONTH_TABLE_DAYS = 1 << 20
+
+
 def _month_codes(days: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names."""
+    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names
+    (every month from the first to the last, code 0 = the first)."""
     if len(days) == 0:
         return np.zeros(0, dtype=np.int64), []
-    month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)     # months since 1970-01
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo < _MONTH_TABLE_DAYS:       # months of the distinct days only, then one integer gather
+        span = np.arange(lo, hi + 1, dtype=np.int64).astype("M8[D]").astype("M8[M]").astype(np.int64)
+        month = span[days - lo]
+    else:
+        month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)     # months since 1970-01
     first, last = int(month.min()), int(month.max())
     names = [f"{1970 + m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, last + 1)]
     return month - first, names
 
 
-def _markets(uuser, urows, user_names, deduped, market_map, quality, resolve_numbers):
+def _markets(uuser, urows, user_names, deduped, market_map, quality):
     """Country and market of each unit's user: one resolution per distinct number, one finding per
     distinct problem number (at the first unit of that number)."""
+    from ..rules.markets import resolve_each_number
+
     if len(uuser) == 0:
         return pd.Series([], dtype="str"), pd.Series([], dtype="str")
-    distinct, inv = np.unique(uuser, return_inverse=True)
-    numbers = pc.take(user_names, pa.array(distinct)).to_pylist()
-    resolved = resolve_numbers(pd.Series(numbers, dtype="str"), market_map)
-    problem = resolved["problem"].astype(str).to_numpy(dtype=object)
+    present = np.zeros(len(user_names), dtype=bool)     # user codes index the sorted distinct numbers
+    present[uuser] = True
+    distinct = np.flatnonzero(present)
+    inv = (np.cumsum(present) - 1)[uuser]
+    numbers = pc.take(user_names, pa.array(distinct))
+    country_d, market_d, problem = resolve_each_number(str_series(numbers), market_map)
     bad = np.flatnonzero(problem != "")
     if len(bad):
         first_unit = np.full(len(distinct), len(uuser), dtype=np.int64)
@@ -338,43 +380,65 @@ def _markets(uuser, urows, user_names, deduped, market_map, quality, resolve_num
                 continue
             pos = urows[first_unit[sel]]
             what = "cannot be parsed" if code_name == "unparseable_number" else "has no known calling code"
-            detail = np.array([f"user number {numbers[i]!r} {what}: market Other" for i in sel], dtype=object)
+            detail = np.array([f"user number {number!r} {what}: market Other"
+                               for number in pc.take(numbers, pa.array(sel)).to_pylist()], dtype=object)
             quality.add_many("warning", code_name, source=_provenance(deduped, "source", pos),
                              row=_provenance(deduped, "row", pos), column="user_wa_id",
                              message_id=deduped["message_id"].iloc[pos].to_numpy(dtype=object), detail=detail)
-    country = decode(inv, resolved["country"].astype(str).tolist())
-    market = decode(inv, resolved["market"].astype(str).tolist())
-    return country, market
+    out = []
+    for per_number in (country_d, market_d):        # few distinct countries/markets: codes, then one gather
+        codes, names = pd.factorize(per_number)
+        out.append(_gather(_vocab(list(names)), codes[inv]))
+    return out[0], out[1]
 
 
-def _coverage(classes, events, outcome, opener, message_ids) -> pd.DataFrame:
-    """One row per billable outbound message, in message order: how it was charged."""
-    n = len(classes.billable)
+def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids) -> pd.DataFrame:
+    """One row per billable outbound message, in message order: how it was charged.
+
+    Integer work first on the billable messages only (their position among them by a cumulative
+    sum); the string columns are gathered at the end: message ids once, the opener's id from the
+    units' opening ids (``opening_ids``, one per unit), the small vocabularies by code."""
+    billable = classes.billable
+    bill = np.flatnonzero(billable)
+    nb = len(bill)
+    position = np.cumsum(billable) - 1                            # row → its coverage position
     sel = np.flatnonzero(~events.inbound)
-    ev_rows = events.rows[sel]
-    outcome_of = np.full(n, S.OUT_EXCLUDED, dtype=np.int64)      # billable but excluded before the pass
-    outcome_of[ev_rows] = outcome[sel]
-    opener_row = np.full(n, -1, dtype=np.int64)
-    has = opener[sel] >= 0
-    opener_row[ev_rows[has]] = events.rows[opener[sel][has]]
-    day = np.zeros(n, dtype=np.int64)
-    day[ev_rows] = events.local_day[sel]
-    bill = np.flatnonzero(classes.billable)
-    pre = np.flatnonzero(classes.billable & classes.excluded)
+    at = position[events.rows[sel]]
+    outcome_of = np.full(nb, S.OUT_EXCLUDED, dtype=np.int64)      # billable but excluded before the pass
+    outcome_of[at] = outcome[sel]
+    n_units = len(opening_ids)
+    unit = opener_unit[sel]
+    opener_ids = _with_blank(opening_ids)
+    if np.any((unit < 0) & (opener[sel] >= 0)):      # pragma: no cover - an opener is always a unit
+        opener_ids = _with_blank(_vocab(message_ids))
+        n_units = len(message_ids)
+        unit = np.where(opener[sel] >= 0, events.rows[np.maximum(opener[sel], 0)], -1)
+    unit_of = np.full(nb, n_units, dtype=np.int64)                # n_units: the trailing ""
+    unit_of[at] = np.where(unit >= 0, unit, n_units)
+    day = np.zeros(nb, dtype=np.int64)
+    has_day = np.zeros(nb, dtype=bool)
+    day[at] = events.local_day[sel]
+    has_day[at] = True
+    pre = np.flatnonzero(billable & classes.excluded)
     known = pre[(classes.account[pre] >= 0) & (classes.charge_ns[pre] != NAT_NS)]
     if len(known):
-        day[known] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]],
-                                classes.zones)
-    has_day = np.ones(n, dtype=bool)
-    has_day[np.setdiff1d(pre, known)] = False
-    month_codes, month_names = _month_codes(day[bill])
-    month_codes = np.where(has_day[bill], month_codes, -1)
+        day[position[known]] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]],
+                                          classes.zones)
+        has_day[position[known]] = True
+    month_codes, month_names = _month_codes(day[has_day])
+    months = np.full(nb, len(month_names), dtype=np.int64)        # len(month_names): the trailing ""
+    months[has_day] = month_codes
     acc = classes.account[bill]
+    accounts = _vocab(classes.account_ids)
     return pd.DataFrame({
-        "message_id": take_strings(message_ids, bill),
-        "waba_id": decode(acc, classes.account_ids),
+        "message_id": str_series(_large(pc.take(message_ids, pa.array(bill)))),
+        "waba_id": _gather(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
         "charged_at": _utc(classes.charge_ns[bill]),
-        "billing_month": decode(month_codes, month_names or [""]),
-        "outcome": decode(outcome_of[bill], S.OUTCOMES),
-        "unit_opening_message_id": take_strings(message_ids, opener_row[bill]),
+        "billing_month": _gather(_with_blank(_vocab(month_names)), months),
+        "outcome": _gather(_vocab(S.OUTCOMES), outcome_of),
+        "unit_opening_message_id": _gather(opener_ids, unit_of),
     })
+
+
+def _large(arr: pa.Array) -> pa.Array:
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())

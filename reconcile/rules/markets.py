@@ -119,6 +119,31 @@ _TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_num
                "voicemail", "fixed_line", "mobile")
 
 
+def _regex_hits(nsn: pd.Series, pattern: str, full: bool) -> np.ndarray:
+    """``nsn.str.fullmatch(pattern)`` (``full``) or ``nsn.str.match(pattern)`` as a bool array.
+
+    The national numbers here are ASCII digit strings, for which pandas hands these patterns to
+    pyarrow's RE2 unchanged; calling ``pyarrow.compute`` directly (with pandas' anchoring) skips
+    pandas' per-call parse of the pattern with Python's ``re``. A pattern RE2 rejects falls back
+    to pandas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = getattr(nsn.array, "_pa_array", None)
+    if arr is None:
+        arr = pa.array(nsn.to_numpy(dtype=object), type=pa.large_string())
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    if full and body.endswith("$") and not body.endswith("\\$"):
+        body = body[:-1]
+    anchored = f"^(({body})$)" if full else f"^({body})"
+    try:
+        hits = pc.match_substring_regex(arr, anchored)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):    # pragma: no cover - not RE2 syntax
+        hits = (nsn.str.fullmatch(pattern) if full else nsn.str.match(pattern)).fillna(False)
+        return hits.to_numpy(dtype=bool, copy=True)
+    return np.asarray(pc.fill_null(hits, False), dtype=bool).copy()
+
+
 def _matches_desc(nsn: pd.Series, lengths: np.ndarray, desc, general) -> np.ndarray:
     """Vectorised ``phonenumberutil._is_number_matching_desc``."""
     if desc is None or desc.national_number_pattern is None:
@@ -127,12 +152,14 @@ def _matches_desc(nsn: pd.Series, lengths: np.ndarray, desc, general) -> np.ndar
     if possible == (-1,) or possible == [-1]:
         return np.zeros(len(nsn), dtype=bool)
     ok_len = np.isin(lengths, np.asarray(list(possible), dtype=np.int64))
-    return ok_len & nsn.str.fullmatch(desc.national_number_pattern).fillna(False).to_numpy(dtype=bool, copy=True)
+    if not ok_len.any():
+        return ok_len
+    return ok_len & _regex_hits(nsn, desc.national_number_pattern, full=True)
 
 
 def _regions_for_national_numbers(nsn: pd.Series, code: str) -> np.ndarray:
-    """``phonenumbers.region_code_for_number`` for many national numbers of one shared calling
-    code, evaluated with vectorised regex matching; no region → the code's main region."""
+    """``phonenumbers.region_code_for_number`` for many national numbers (ASCII digits) of one
+    shared calling code, evaluated with vectorised regex matching; no region → the code's main region."""
     from phonenumbers import PhoneMetadata
 
     nsn = nsn.reset_index(drop=True).astype("str")
@@ -144,7 +171,7 @@ def _regions_for_national_numbers(nsn: pd.Series, code: str) -> np.ndarray:
         if md is None:
             continue
         if md.leading_digits is not None:
-            hit = nsn.str.match(md.leading_digits).fillna(False).to_numpy(dtype=bool, copy=True)
+            hit = _regex_hits(nsn, md.leading_digits, full=False)
         else:
             general = md.general_desc
             hit = _matches_desc(nsn, lengths, general, general)
@@ -189,13 +216,70 @@ def resolve_numbers(user_wa_ids, market_map: pd.DataFrame) -> pd.DataFrame:
     caller that already factorised its user numbers pays no hashing here.
     """
     row_codes, uniques = _factorize(user_wa_ids)
-    n_u = len(uniques)
-    uniq = pd.Series(uniques, dtype="str").fillna("")
+    country_u, market_u, problem = resolve_each_number(pd.Series(uniques, dtype="str"), market_map)
+
+    # map back to rows (NA inputs → the extra last slot: unparseable)
+    take = np.where(row_codes < 0, len(uniques), row_codes)
+    return pd.DataFrame({
+        "country": take_strings(np.append(country_u, ""), take),
+        "market": take_strings(np.append(market_u, OTHER_MARKET), take),
+        "problem": take_strings(np.append(problem, UNPARSEABLE_NUMBER), take),
+    }, index=pd.RangeIndex(len(row_codes)))
+
+
+def resolve_each_number(numbers: pd.Series, market_map: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`resolve_numbers` of a ``str`` Series of (typically distinct) numbers without the
+    factorisation and the mapping back: country, market and problem as object arrays aligned
+    with ``numbers`` (NA counts as empty)."""
+    uniq = numbers.reset_index(drop=True).fillna("")
     if uniq.str.contains(r"[+ ]", regex=True).any():
         uniq = uniq.str.replace(r"[+ ]", "", regex=True)
+    return _resolve_distinct(uniq, market_map)
+
+
+#: from this many distinct numbers on, numbers are first reduced to one representative per class
+_REDUCE_MIN = 2_000
+#: the answer for a digit string outside the non-NANP shared codes depends only on its first
+#: ``_CLASS_PREFIX`` digits (calling code ≤ 3 digits, ``+1`` area code) and its length
+_CLASS_PREFIX = 1 + _NANP_PREFIX
+
+
+def _resolve_distinct(uniq: pd.Series, market_map: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Country, market and problem (object arrays) of distinct cleaned numbers.
+
+    Many distinct numbers share their answer: outside the shared calling codes other than ``+1``
+    (resolved by phonenumbers' rules on the whole national number), a digit string's calling code,
+    country, market and problem follow from its first :data:`_CLASS_PREFIX` digits and its length,
+    and every non-digit string is unparseable. One representative per such class is resolved
+    (:func:`_resolve_each`) and the answer spread to the class; the members of classes with a
+    shared non-``+1`` code are resolved one by one (vectorised)."""
+    n_u = len(uniq)
+    if n_u < _REDUCE_MIN:
+        return _resolve_each(uniq, market_map)[:3]
+    digits_ok = uniq.str.fullmatch(r"[0-9]+").fillna(False).to_numpy(dtype=bool)
+    lengths = uniq.str.len().to_numpy(dtype=np.int64)
+    prefix_codes, _ = pd.factorize(uniq.str[:_CLASS_PREFIX])
+    # class: (prefix, length) for digit strings; one class (-1) for everything else
+    cls = np.where(digits_ok, np.asarray(prefix_codes, dtype=np.int64) * (int(lengths.max()) + 1) + lengths, -1)
+    classes, first, of_class = np.unique(cls, return_index=True, return_inverse=True)
+    country_r, market_r, problem_r, code_r = _resolve_each(uniq.iloc[first].reset_index(drop=True), market_map,
+                                                            shared_regions=False)
+    country_u, market_u, problem = country_r[of_class], market_r[of_class], problem_r[of_class]
+    shared = np.array([c in _SHARED_CODES and c != "1" for c in code_r], dtype=bool) & (problem_r == "")
+    members = np.flatnonzero(shared[of_class])
+    if len(members):
+        c, m, p, _ = _resolve_each(uniq.iloc[members].reset_index(drop=True), market_map)
+        country_u[members], market_u[members], problem[members] = c, m, p
+    return country_u, market_u, problem
+
+
+def _resolve_each(uniq: pd.Series, market_map: pd.DataFrame, shared_regions: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Country, market, problem and calling code (object arrays) of each cleaned number
+    (``shared_regions=False``: numbers of a shared calling code other than ``+1`` get no country)."""
+    n_u = len(uniq)
     lengths = uniq.str.len().to_numpy()
     digits_ok = uniq.str.fullmatch(r"[0-9]+").fillna(False).to_numpy(dtype=bool)
-
     # calling code: E.164 codes are prefix-free, so at most one of the 1/2/3-digit prefixes is known
     code = np.full(n_u, "", dtype=object)
     for k in (3, 2, 1):
@@ -223,21 +307,14 @@ def resolve_numbers(user_wa_ids, market_map: pd.DataFrame) -> pd.DataFrame:
         acodes, auniques = pd.factorize(area)
         regions = np.array([_region_for_area_code(a) for a in auniques], dtype=object)
         country_u[is_nanp] = regions[acodes]
-    for cc in sorted(_SHARED_CODES - {"1"}):
+    for cc in sorted(_SHARED_CODES - {"1"}) if shared_regions else ():
         sel = ok & (code == cc)
         if sel.any():
             country_u[sel] = _regions_for_national_numbers(uniq[sel].str[len(cc):], cc)
     country_u[~ok] = ""
     market_u = country_to_market(country_u, market_map)
     market_u[~ok] = OTHER_MARKET
-
-    # map back to rows (NA inputs → the extra last slot: unparseable)
-    take = np.where(row_codes < 0, n_u, row_codes)
-    return pd.DataFrame({
-        "country": take_strings(np.append(country_u, ""), take),
-        "market": take_strings(np.append(market_u, OTHER_MARKET), take),
-        "problem": take_strings(np.append(problem, UNPARSEABLE_NUMBER), take),
-    }, index=pd.RangeIndex(len(row_codes)))
+    return country_u, market_u, problem, code
 
 
 def take_strings(values: np.ndarray, indices: np.ndarray) -> pd.Series:

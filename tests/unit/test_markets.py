@@ -103,3 +103,23 @@ def test_market_map_file_replaces_default_and_is_validated(tmp_path):
     with pytest.raises(InputError) as err:
         load_market_map(str(tmp_path / "bad.csv"))
     assert err.value.column == "market"
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_class_representatives_give_the_per_number_answer(market_map, monkeypatch, seed):
+    """Many distinct numbers are resolved through one representative per (prefix, length) class, the
+    members of shared non-+1 calling codes one by one: same answer as resolving every number."""
+    import reconcile.rules.markets as markets
+
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(["1", "7", "44", "39", "47", "61", "262", "590", "599", "55", "91", "800", "882", "999",
+                        "358", "9", "0", "", "+44 ", "1 "], 3000)
+    numbers = [c + "".join(rng.choice(list("0123456789"), rng.integers(0, 16))) for c in codes]
+    numbers = [n[:3] + "a" + n[3:] if i % 37 == 0 else n for i, n in enumerate(numbers)]
+    numbers += ["", None, "+", "1", "44", "4412", "44123"] * 2
+    monkeypatch.setattr(markets, "_REDUCE_MIN", 10**9)
+    each = resolve_numbers(pd.Series(numbers, dtype="str"), market_map)
+    monkeypatch.setattr(markets, "_REDUCE_MIN", 0)
+    classes = resolve_numbers(pd.Series(numbers, dtype="str"), market_map)
+    pd.testing.assert_frame_equal(classes, each, check_exact=True)
+    assert set(each["problem"]) == {"", "unparseable_number", "unknown_calling_code"}
