@@ -136,6 +136,18 @@ def _clip(value: str, limit: int = MAX_QUOTED) -> str:
 
 def _read_csv(data: bytes, path: str, quality: QualityLog | None = None) -> pd.DataFrame:
     """Every column as a string; empty cells as ""; UTF-8 (BOM tolerated) checked."""
+    table = _read_csv_table(data, path, quality)
+    if isinstance(table, pd.DataFrame):
+        return table
+    frame = _arrow_to_frame(table)
+    frame["__row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame
+
+
+def _read_csv_table(data: bytes, path: str, quality: QualityLog | None = None, dictionary=()):
+    """The CSV as a ``pyarrow`` table of strings (no nulls); a ragged CSV (rows of the wrong field
+    count, with ``quality``) comes back as the frame of :func:`_read_ragged_csv`. Columns whose
+    normalised name is in ``dictionary`` are read dictionary-encoded (same values)."""
     import csv
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -151,7 +163,9 @@ def _read_csv(data: bytes, path: str, quality: QualityLog | None = None) -> pd.D
         table = pcsv.read_csv(
             io.BytesIO(data),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in header},
+            convert_options=pcsv.ConvertOptions(column_types={c: (pa.dictionary(pa.int32(), pa.string())
+                                                                  if _normal_name(c) in dictionary else pa.string())
+                                                              for c in header},
                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid as exc:
@@ -161,9 +175,7 @@ def _read_csv(data: bytes, path: str, quality: QualityLog | None = None) -> pd.D
         if "expected" in msg.lower() and "columns" in msg.lower() and quality is not None:
             return _read_ragged_csv(data, path, quality)
         raise InputError(f"not a readable CSV file ({msg.splitlines()[0]})", source=path) from exc
-    frame = _arrow_to_frame(table)
-    frame["__row"] = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return frame
+    return table
 
 
 def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFrame:
@@ -195,33 +207,45 @@ def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFram
 
 
 def _arrow_to_frame(table) -> pd.DataFrame:
+    return pd.DataFrame({name: _arrow_column_to_pandas(col) for name, col in zip(table.column_names, table.columns)})
+
+
+def _arrow_column_to_pandas(col) -> pd.Series:
+    """One column of a table read by Arrow: strings as ``str`` with "" for null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    cols = {}
-    for name, col in zip(table.column_names, table.columns):
-        t = col.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            col = pc.fill_null(col, "").cast(pa.large_string())
-            cols[name] = pd.Series(pd.arrays.ArrowStringArray(col, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
-        elif pa.types.is_timestamp(t) or pa.types.is_date(t):
-            cols[name] = col.to_pandas()
-        elif pa.types.is_null(t):
-            cols[name] = pd.Series([""] * len(col), dtype="str")
-        else:
-            cols[name] = col.to_pandas()
-    return pd.DataFrame(cols)
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        col = pc.fill_null(col, "").cast(pa.large_string())
+        return pd.Series(pd.arrays.ArrowStringArray(col, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
+    if pa.types.is_null(t):
+        return pd.Series([""] * len(col), dtype="str")
+    return col.to_pandas()
 
 
 def _read_parquet(data: bytes, path: str) -> pd.DataFrame:
+    return _arrow_to_frame(_read_parquet_table(data, path))
+
+
+def _read_parquet_table(data: bytes, path: str, dictionary=()):
+    """The Parquet file as a ``pyarrow`` table; string columns whose normalised name is in
+    ``dictionary`` are read dictionary-encoded (same values, decoded once per distinct value)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    read_dictionary = None
+    if dictionary:
+        try:
+            schema = pq.read_schema(io.BytesIO(data))
+            read_dictionary = [f.name for f in schema if _normal_name(f.name) in dictionary
+                               and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] or None
+        except (pa.ArrowInvalid, pa.ArrowException, OSError):
+            read_dictionary = None        # read_table below raises the error that names the problem
     try:
-        table = pq.read_table(io.BytesIO(data))
+        return pq.read_table(io.BytesIO(data), read_dictionary=read_dictionary)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from exc
-    return _arrow_to_frame(table)
 
 
 def _split_lines(data: bytes, path: str) -> list[str]:
@@ -386,8 +410,12 @@ def _require(frame: pd.DataFrame, required, path: str) -> None:
             raise InputError("missing required column", source=path, column=col)
 
 
+def _normal_name(column) -> str:
+    return str(column).strip().lstrip("\ufeff").strip().lower()
+
+
 def _normalise_header(frame: pd.DataFrame) -> pd.DataFrame:
-    frame.columns = [str(c).strip().lstrip("\ufeff").strip().lower() for c in frame.columns]
+    frame.columns = [_normal_name(c) for c in frame.columns]
     return frame
 
 
@@ -415,6 +443,10 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
     ``unknown_entry_point``, ``empty_message_id``, ``unknown_account``, ``bad_json``;
     warnings ``timestamp_without_offset``, ``extra_column``. Duplicated ids are all kept (the
     engine's dedupe merges or rejects them).
+
+    CSV and Parquet files stay ``pyarrow`` tables until the end: the few-valued columns
+    (``_CODED_MESSAGE_COLUMNS``) are read dictionary-encoded and normalised and checked on their
+    distinct values; each column becomes a pandas column once, for the rows kept.
     """
 
     frames, infos = [], []
@@ -431,10 +463,15 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 frames.append(part)
                 infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
                 continue
-        raw = _table_from_bytes(data, path, quality, lines)
-        n_rows = int(raw.attrs.get("records", len(raw)))   # rejected rows count as rows of the file
+        if ext in CSV_SUFFIXES:
+            raw = _read_csv_table(data, path, quality, dictionary=_CODED_MESSAGE_COLUMNS)
+        elif ext in PARQUET_SUFFIXES:
+            raw = _read_parquet_table(data, path, dictionary=_CODED_MESSAGE_COLUMNS)
+        else:
+            raw = _read_jsonl_rows(lines, path, quality)
+        n_rows = int(raw.attrs.get("records", len(raw))) if isinstance(raw, pd.DataFrame) else raw.num_rows
         digest = _sha256(data)
-        del data                         # peak memory: the file's bytes and raw frame go before validating
+        del data, lines                  # peak memory: the file's bytes and raw table go before validating
         part = _messages_from_raw(raw, path, quality)
         del raw
         _release_arrow_memory()
@@ -475,23 +512,339 @@ def _empty_messages() -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _messages_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog) -> pd.DataFrame:
-    raw = _normalise_header(raw)
-    _require(raw, REQUIRED_MESSAGE_COLUMNS, path)
-    _extra_columns(raw, set(MESSAGE_COLUMNS) | set(WEBHOOK_EVIDENCE_COLUMNS) | {"source", "row"}, path, quality)
-    n = len(raw)
-    out = {}
+#: message columns with few distinct values: read dictionary-encoded, normalised and checked per distinct value
+_CODED_MESSAGE_COLUMNS = frozenset({
+    "waba_id", "phone_number_id", "direction", "status", "message_kind", "template_category", "entry_point",
+    "pricing_billable", "pricing_model_reported", "pricing_category_reported", "pricing_type_reported"})
+_ENUM_COLUMNS = ("direction", "status", "message_kind", "template_category", "entry_point")
+
+
+class _Coded:
+    """A string column as ``values[codes]``: ``codes`` a numpy integer array (one per row), ``values`` a
+    ``pyarrow`` large_string array without nulls (may repeat a value)."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values):
+        self.codes = codes
+        self.values = values
+
+    def map_values(self, fn) -> "_Coded":
+        import pyarrow as pa
+
+        return _Coded(self.codes, pa.array([fn(v) for v in self.values.to_pylist()], pa.large_string()))
+
+    def rows(self, per_value: np.ndarray) -> np.ndarray:
+        """Per-row view of a per-value mask or number."""
+        per_value = np.asarray(per_value)
+        if len(per_value) and (per_value == per_value[0]).all():
+            return np.full(len(self.codes), per_value[0], dtype=per_value.dtype)
+        return np.take(per_value, self.codes)
+
+
+@dataclass
+class _MessageColumns:
+    """One message file between reading and validation: ``text`` maps a column to a trimmed
+    ``pyarrow`` string ChunkedArray without nulls, a :class:`_Coded`, or None (absent: ""); ``times``
+    maps a timestamp column to a ``pyarrow`` timestamp ChunkedArray, a pandas Series for
+    :func:`parse_instants`, or None (absent); ``source`` holds per-row sources (webhook frames)
+    or None (every row from ``path``)."""
+
+    n: int
+    text: dict
+    times: dict
+    rows: np.ndarray
+    source: pd.Series | None = None
+
+
+def _messages_from_raw(raw, path: str, quality: QualityLog) -> _MessageColumns:
+    """A message table as read (``pyarrow`` table for CSV/Parquet, pandas frame for JSON Lines and
+    ragged CSV) → trimmed string columns ("" for empty), raw timestamps, 1-based rows."""
+    import pyarrow as pa
+
+    if isinstance(raw, pd.DataFrame):
+        raw = _normalise_header(raw)
+        names = list(raw.columns)
+        n = len(raw)
+        rows = raw["__row"].to_numpy(dtype=np.int64)
+    else:
+        raw = raw.rename_columns([_normal_name(c) for c in raw.column_names])
+        names = raw.column_names
+        n = raw.num_rows
+        rows = np.arange(1, n + 1, dtype=np.int64)
+
+    class _Names:               # _require / _extra_columns read ``.columns``
+        columns = names
+
+    _require(_Names, REQUIRED_MESSAGE_COLUMNS, path)
+    _extra_columns(_Names, set(MESSAGE_COLUMNS) | set(WEBHOOK_EVIDENCE_COLUMNS) | {"source", "row"}, path, quality)
+    text, times = {}, {}
+    for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
+        if c not in names:
+            (times if c in MESSAGE_TIMESTAMPS else text)[c] = None
+            continue
+        col = raw[c]
+        if c in MESSAGE_TIMESTAMPS:
+            if isinstance(col, pd.Series):
+                times[c] = col
+            elif pa.types.is_timestamp(col.type):
+                times[c] = col
+            else:
+                times[c] = _arrow_column_to_pandas(col)
+            continue
+        if isinstance(col, pd.Series):
+            col = _arrow_strings(_strings(col))
+        elif pa.types.is_null(col.type):
+            col = None
+        elif _is_arrow_text(col.type):
+            col = _coded(col, trim=True) if c in _CODED_MESSAGE_COLUMNS else _trimmed(col)
+        else:                   # numbers, booleans, dates: rendered as the pandas reader does
+            col = _arrow_strings(_strings(_arrow_column_to_pandas(col)))
+        if col is not None and c in _CODED_MESSAGE_COLUMNS and not isinstance(col, _Coded):
+            col = _coded(col)
+        text[c] = col
+    return _MessageColumns(n, text, times, rows)
+
+
+def _columns_from_frame(frame: pd.DataFrame) -> _MessageColumns:
+    """A frame of message columns (webhook bodies) as :class:`_MessageColumns`, values as they are."""
+    text, times = {}, {}
     for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
         if c in MESSAGE_TIMESTAMPS:
-            out[c] = raw[c] if c in raw.columns else _constant_strings("", n, raw.index)
-        elif c in raw.columns:
-            out[c] = _strings(raw[c])
+            times[c] = frame[c]
         else:
-            out[c] = _constant_strings("", n, raw.index)
-    frame = pd.DataFrame(out)
-    frame["source"] = _source_codes(path, n)
-    frame["row"] = raw["__row"].to_numpy(dtype=np.int64)
-    return frame.reset_index(drop=True)
+            col = _arrow_strings(frame[c].astype("str").fillna(""))
+            text[c] = _coded(col) if c in _CODED_MESSAGE_COLUMNS else col
+    return _MessageColumns(len(frame), text, times, frame["row"].to_numpy(dtype=np.int64),
+                           source=frame["source"].reset_index(drop=True))
+
+
+def _is_arrow_text(t) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _arrow_strings(values: pd.Series):
+    """The ``pyarrow`` ChunkedArray under a ``str`` Series."""
+    import pyarrow as pa
+
+    arr = getattr(values.array, "_pa_array", None)
+    if arr is None:
+        arr = pa.chunked_array([pa.array(values.to_numpy(dtype=object), pa.large_string())])
+    return arr
+
+
+def _trimmed(col):
+    """A string ChunkedArray with "" for null and surrounding whitespace removed (``str.strip``:
+    Arrow's ``utf8_trim_whitespace``; skipped when no value can need it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if col.null_count:
+        col = pc.fill_null(col, "")
+    return pc.utf8_trim_whitespace(col) if _maybe_untrimmed(col) else col
+
+
+def _maybe_untrimmed(col) -> bool:
+    """False when no value can start or end with whitespace: every byte of the data is printable
+    ASCII (whitespace is <= 0x20 in ASCII, and starts/ends with bytes >= 0x80 otherwise)."""
+    for ch in col.chunks:
+        buf = ch.buffers()[2]
+        if buf is None or buf.size == 0:
+            continue
+        data = np.frombuffer(buf, dtype=np.uint8)
+        if data.min() <= 0x20 or data.max() >= 0x80:
+            return True
+    return False
+
+
+def _coded(col, trim: bool = False) -> _Coded:
+    """A string ChunkedArray (plain or dictionary) → :class:`_Coded` (null → ""; ``trim``: values
+    without surrounding whitespace)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    dictionaries, indices = [], []
+    for ch in col.chunks:
+        dictionary = ch.dictionary
+        if not pa.types.is_large_string(dictionary.type):
+            dictionary = dictionary.cast(pa.large_string())
+        if dictionary.null_count:
+            dictionary = pc.fill_null(dictionary, "")
+        idx = ch.indices
+        if idx.null_count:                       # a null row → an extra "" value
+            idx = pc.fill_null(idx, len(dictionary))
+            dictionary = pa.concat_arrays([dictionary, pa.array([""], pa.large_string())])
+        dictionaries.append(dictionary)
+        indices.append(idx.to_numpy(zero_copy_only=False))
+    if not dictionaries:
+        values = pa.array([""], pa.large_string())
+        codes = np.zeros(0, dtype=np.int8)
+    elif all(d.equals(dictionaries[0]) for d in dictionaries[1:]):   # one dictionary for every chunk
+        values = dictionaries[0]
+        codes = np.concatenate(indices) if len(indices) > 1 else indices[0]
+        codes = codes.astype(_code_type(len(values)), copy=False)
+    else:                                        # a dictionary per chunk (Parquet batches): values concatenated
+        values = pa.concat_arrays(dictionaries)
+        codes = np.empty(sum(len(i) for i in indices), dtype=_code_type(len(values)))
+        pos = start = 0
+        for idx, dictionary in zip(indices, dictionaries):
+            np.add(idx, start, out=codes[pos:pos + len(idx)], casting="unsafe")
+            pos += len(idx)
+            start += len(dictionary)
+    if trim:
+        values = pc.utf8_trim_whitespace(values)
+    return _Coded(codes, values)
+
+
+def _code_type(size: int):
+    for t in (np.int8, np.int16, np.int32):
+        if size <= np.iinfo(t).max:
+            return t
+    return np.int64
+
+
+def _text_len(col, chars: bool = False) -> np.ndarray:
+    """Per-row byte length (or character length with ``chars``) of a text column."""
+    import pyarrow.compute as pc
+
+    length = pc.utf8_length if chars else pc.binary_length
+    if col is None:
+        return None
+    if isinstance(col, _Coded):
+        return col.rows(length(col.values).to_numpy(zero_copy_only=False).astype(np.int64))
+    return length(col).to_numpy().astype(np.int64, copy=False)
+
+
+def _text_at(col, idx: np.ndarray) -> list:
+    """Values of a text column at rows ``idx``."""
+    import pyarrow as pa
+
+    if col is None:
+        return [""] * len(idx)
+    if isinstance(col, _Coded):
+        return col.values.take(pa.array(col.codes[idx])).to_pylist()
+    return col.take(pa.array(np.asarray(idx, dtype=np.int64))).to_pylist()
+
+
+def _text_in(col, allowed) -> np.ndarray:
+    """Per-row mask: value is one of ``allowed``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    value_set = pa.array(list(allowed), pa.large_string())
+    if isinstance(col, _Coded):
+        return col.rows(pc.is_in(col.values, value_set=value_set).to_numpy(zero_copy_only=False))
+    return pc.is_in(col, value_set=value_set.cast(col.type)).to_numpy(zero_copy_only=False)
+
+
+def _has_any_byte(col, chars: bytes) -> bool:
+    """Whether any of the bytes ``chars`` occurs in the data buffers of ``col`` (may say yes for
+    bytes outside the array's slice: callers then do the exact, slower work)."""
+    for ch in col.chunks:
+        buf = ch.buffers()[2]
+        if buf is None or buf.size == 0:
+            continue
+        data = np.frombuffer(buf, dtype=np.uint8)
+        if data.min() > max(chars):           # one pass: no byte that low (digits: ``+`` and space are below)
+            continue
+        for c in chars:
+            if (data == c).any():
+                return True
+    return False
+
+
+def _digits_only_arrow(col):
+    """User numbers: drop a leading ``+`` and spaces (only when some value has them)."""
+    import pyarrow.compute as pc
+
+    if isinstance(col, _Coded):
+        return col.map_values(lambda v: v.replace("+", "").replace(" ", ""))
+    if _has_any_byte(col, b"+ "):
+        col = pc.replace_substring(pc.replace_substring(col, "+", ""), " ", "")
+    return col
+
+
+def _normalise_enum(value: str) -> str:
+    return re.sub(r"[\s\-]+", "_", value.strip().lower())
+
+
+def _text_output(col, n: int, keep: np.ndarray | None) -> pd.Series:
+    """A text column as a pandas ``str`` Series of one contiguous large_string array, rows ``keep``."""
+    import pyarrow as pa
+
+    if col is None:
+        k = n if keep is None else int(keep.sum())
+        arr = pa.Array.from_buffers(pa.large_string(), k, [None, pa.py_buffer(np.zeros(k + 1, dtype=np.int64)),
+                                                             pa.py_buffer(b"")])
+    elif isinstance(col, _Coded):
+        codes = col.codes if keep is None else col.codes[keep]
+        if len(col.values) == 1 or (len(codes) and (codes == codes[0]).all()):
+            value = col.values[int(codes[0])].as_py() if len(codes) else ""
+            arr = _constant_strings(value, len(codes), None).array._pa_array.chunk(0)
+        else:
+            arr = _fixed_width_take(col.values, codes)
+            if arr is None:
+                arr = col.values.take(pa.array(codes))
+    else:
+        if keep is not None:
+            col = col.filter(pa.array(keep))
+        arr = col.cast(pa.large_string())
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return pd.Series(pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
+
+
+def _fixed_width_take(values, codes: np.ndarray):
+    """``values.take(codes)`` when every value has the same (non-zero) byte length, gathered as
+    fixed-width rows by numpy (ids: several times faster than Arrow's take); else None."""
+    import pyarrow as pa
+
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset:values.offset + len(values) + 1]
+    width = int(offsets[1] - offsets[0]) if len(values) else 0
+    if width == 0 or not (np.diff(offsets) == width).all():
+        return None
+    table = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(len(values), width)
+    data = np.take(table, codes, axis=0)
+    out_offsets = np.arange(0, (len(codes) + 1) * width, width, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_string(), len(codes), [None, pa.py_buffer(out_offsets), pa.py_buffer(data)])
+
+
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _arrow_instants(col):
+    """A ``pyarrow`` timestamp column → (``datetime64[ns, UTC]`` Series, naive mask) as
+    :func:`parse_instants` gives for it (a naive timestamp is read as UTC); None when a value
+    might not fit in nanoseconds (the caller then takes the pandas route, which says so)."""
+    factor = _NS_PER_UNIT[col.type.unit]
+    limit = np.iinfo(np.int64).max // factor
+    out = np.empty(len(col), dtype=np.int64)
+    valid = None if col.type.tz is not None else np.empty(len(col), dtype=bool)
+    pos = 0
+    for ch in col.chunks:
+        k = len(ch)
+        if k == 0:
+            continue
+        values = np.frombuffer(ch.buffers()[1], dtype=np.int64)[ch.offset:ch.offset + k]
+        if factor != 1 and (values.max() > limit or values.min() < -limit):
+            return None
+        part = out[pos:pos + k]
+        np.multiply(values, factor, out=part)
+        ok = ch.is_valid().to_numpy(zero_copy_only=False) if ch.null_count else None
+        if ok is not None:
+            part[~ok] = np.iinfo(np.int64).min          # NaT
+        if valid is not None:
+            valid[pos:pos + k] = True if ok is None else ok
+        pos += k
+    naive = valid if valid is not None else np.zeros(len(col), dtype=bool)
+    return pd.Series(out.view("datetime64[ns]"), dtype="datetime64[ns, UTC]"), naive
 
 
 def _source_codes(path: str, n: int) -> pd.Series:
@@ -510,75 +863,121 @@ def _constant_strings(value: str, n: int, index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan)), index=index)
 
 
-def _validate_messages(frame: pd.DataFrame, path: str, quality: QualityLog, accounts: pd.DataFrame | None,
+def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataFrame | None,
                        webhook: bool = False) -> pd.DataFrame:
-    """Normalise spellings, parse instants, report and drop bad rows (see :func:`read_messages`)."""
-    n = len(frame)
+    """Normalise spellings, parse instants, report and drop bad rows (see :func:`read_messages`).
+    ``frame``: a :class:`_MessageColumns` or a frame of message columns (webhook bodies)."""
+    import pyarrow.compute as pc
+
+    cols = frame if isinstance(frame, _MessageColumns) else _columns_from_frame(frame)
+    del frame
+    n = cols.n
     if n == 0:
         return _empty_messages()
-    frame = frame.copy()
-    frame["message_id"] = frame["message_id"].astype("str").fillna("").str.strip()
-    frame["user_wa_id"] = _digits_only(frame["user_wa_id"])
-    for c in ("direction", "status", "message_kind", "template_category", "entry_point"):
-        frame[c] = _enum(frame[c])
-    cat = frame["template_category"]
-    frame["template_category"] = cat.replace(_CATEGORY_SPELLINGS)
+    text = dict(cols.text)
+    rows = cols.rows
+    if cols.source is not None:      # webhook frames: ids as they came
+        mid = text["message_id"]
+        text["message_id"] = mid.map_values(str.strip) if isinstance(mid, _Coded) else pc.utf8_trim_whitespace(mid)
+    for c in ("message_id", "user_wa_id"):
+        if text[c] is None:
+            text[c] = _coded(_arrow_strings(_constant_strings("", n, None)))
+    text["user_wa_id"] = _digits_only_arrow(text["user_wa_id"])
+    for c in _ENUM_COLUMNS:
+        col = text[c]
+        if col is None:
+            col = _Coded(np.zeros(n, dtype=np.int64), _constant_strings("", 1, None).array._pa_array.chunk(0))
+        elif not isinstance(col, _Coded):
+            col = _coded(col)
+        col = col.map_values(_normalise_enum)
+        if c == "template_category":
+            col = col.map_values(lambda v: _CATEGORY_SPELLINGS.get(v, v))
+        text[c] = col
     bad = np.zeros(n, dtype=bool)
 
+    def sources(idx):
+        if cols.source is None:
+            return np.full(len(idx), path, dtype=object)
+        return cols.source.iloc[idx].to_numpy(dtype=object)
+
     def check(mask, code, column, detail, severity="error"):
+        """``detail``: a text, or a template formatted with the (clipped) value of ``column``."""
         nonlocal bad
         mask = np.asarray(mask, dtype=bool)
-        _report(quality, severity, code, frame, mask, column, detail)
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            if "{" in detail:
+                values = _text_at(text[column], idx) if column in text else cols.times[column].iloc[idx].tolist()
+                detail = np.asarray([detail.format(_clip(v)) for v in values], dtype=object)
+            quality.add_many(severity, code, source=sources(idx), row=rows[idx], column=column,
+                             message_id=np.asarray(_text_at(text["message_id"], idx), dtype=object), detail=detail)
         if severity == "error":
             bad |= mask
 
-    check((frame["message_id"] == "").to_numpy(), "empty_message_id", "message_id",
-          "row without a message_id: left out")
+    check(_text_len(text["message_id"]) == 0, "empty_message_id", "message_id", "row without a message_id: left out")
     for col in ("message_id", "waba_id", "phone_number_id", "user_wa_id"):
-        lengths = frame[col].str.len().to_numpy(dtype=np.int64, na_value=0)
+        lengths = _text_len(text[col])
+        if lengths is None or not (lengths > MAX_ID_LENGTH).any():
+            continue                                 # bytes >= characters: nothing over the limit
+        lengths = _text_len(text[col], chars=True)
         huge = (lengths > MAX_ID_LENGTH) & ~bad
         if huge.any():
             # the finding quotes a clipped id (a 1 MB id must not be copied into every output)
-            sub = frame[huge]
-            quality.add_many("error", "oversized_value", source=sub["source"].to_numpy(dtype=object),
-                             row=sub["row"].to_numpy(dtype=np.int64), column=col,
-                             message_id=np.asarray([_clip(v, 64) for v in sub["message_id"].tolist()], dtype=object),
-                             detail=np.asarray([f"{col} of {n:,} characters (limit {MAX_ID_LENGTH}): row left out"
-                                                for n in lengths[huge].tolist()], dtype=object))
+            idx = np.flatnonzero(huge)
+            quality.add_many("error", "oversized_value", source=sources(idx), row=rows[idx], column=col,
+                             message_id=np.asarray([_clip(v, 64) for v in _text_at(text["message_id"], idx)],
+                                                   dtype=object),
+                             detail=np.asarray([f"{col} of {k:,} characters (limit {MAX_ID_LENGTH}): row left out"
+                                                for k in lengths[idx].tolist()], dtype=object))
             bad |= huge
     for col, allowed, code in (("direction", DIRECTIONS, "unknown_direction"),
                                ("status", MESSAGE_STATUSES + ("deleted", "expired"), "unknown_status"),
                                ("message_kind", MESSAGE_KINDS + ("",), "unknown_message_kind"),
                                ("template_category", TEMPLATE_CATEGORIES + ("",), "unknown_template_category"),
                                ("entry_point", ENTRY_POINTS + ("",), "unknown_entry_point")):
-        values = frame[col]
-        mask = ~values.isin(allowed).to_numpy()
+        mask = ~_text_in(text[col], allowed)
         if mask.any():
-            check(mask, code, col, _detail(values, mask, "value {!r} is not one of "
-                                           + ", ".join(a for a in allowed if a)))
+            check(mask, code, col, "value {!r} is not one of " + ", ".join(a for a in allowed if a).replace("{", "{{"))
+    times = {}
     for col in MESSAGE_TIMESTAMPS:
-        parsed, bad_ts, naive = parse_instants(frame[col])
+        raw = cols.times[col]
+        parsed = None
+        if raw is None:
+            parsed = pd.Series(np.full(n, np.datetime64("NaT", "ns")), dtype="datetime64[ns]").dt.tz_localize("UTC")
+            bad_ts, naive = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        elif not isinstance(raw, pd.Series):
+            got = _arrow_instants(raw)
+            if got is None:
+                raw = cols.times[col] = _arrow_column_to_pandas(raw)
+            else:
+                (parsed, naive), bad_ts = got, np.zeros(n, dtype=bool)
+        if parsed is None:
+            parsed, bad_ts, naive = parse_instants(raw)
         if bad_ts.any():
-            check(bad_ts, "bad_timestamp", col, _detail(frame[col], bad_ts, "unreadable timestamp {!r}: row left out"))
+            check(bad_ts, "bad_timestamp", col, "unreadable timestamp {!r}: row left out")
         if naive.any():
             check(naive & ~bad, "timestamp_without_offset", col, "timestamp without offset read as UTC",
                   severity="warning")
-        frame[col] = parsed.astype("datetime64[ns, UTC]")
+        times[col] = parsed.astype("datetime64[ns, UTC]")
     if accounts is not None:
         known = set(accounts["waba_id"].astype(str))
-        unknown = ~frame["waba_id"].isin(known).to_numpy() & ~bad
-        check(unknown, "unknown_account", "waba_id",
-              _detail(frame["waba_id"], unknown, "account {!r} is not in the accounts file: message left out"))
-    if bad.any():
-        frame = frame[~bad].reset_index(drop=True)
-    for c in MESSAGE_OUTPUT_COLUMNS:
-        if c == "source":
-            if not isinstance(frame[c].dtype, pd.CategoricalDtype):
-                frame[c] = frame[c].astype("str").fillna("").astype("category")
-        elif c not in MESSAGE_TIMESTAMPS and c != "row":
-            frame[c] = frame[c].astype("str").fillna("")
-    frame["row"] = frame["row"].astype("int64")
-    return frame[MESSAGE_OUTPUT_COLUMNS]
+        unknown = ~_text_in(text["waba_id"], known) & ~bad
+        check(unknown, "unknown_account", "waba_id", "account {!r} is not in the accounts file: message left out")
+    keep = ~bad if bad.any() else None
+    out = {}
+    for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
+        if c in times:
+            values = times[c].reset_index(drop=True)
+            out[c] = values if keep is None else values[keep].reset_index(drop=True)
+        else:
+            out[c] = _text_output(text.pop(c), n, keep)
+    if cols.source is None:
+        out["source"] = _source_codes(path, n if keep is None else int(keep.sum()))
+    else:
+        source = cols.source if keep is None else cols.source[keep].reset_index(drop=True)
+        out["source"] = source.astype("str").fillna("").astype("category")
+    out["row"] = rows if keep is None else rows[keep]
+    return pd.DataFrame(out)[MESSAGE_OUTPUT_COLUMNS]
 
 
 # =========================================================================== accounts
