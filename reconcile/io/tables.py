@@ -315,18 +315,10 @@ def _enum(values: pd.Series) -> pd.Series:
     """Normalise an enum spelling: trimmed, lower case, runs of spaces and hyphens → ``_``.
     Enum columns hold few distinct values: each is normalised once and mapped back."""
     codes, uniques = pd.factorize(values.astype("str").fillna(""), use_na_sentinel=False)
-    fixed = np.array([re.sub(r"[\s\-]+", "_", str(u).strip().lower()) for u in uniques] + [""], dtype=object)
+    fixed = np.array([_normalise_enum(str(u)) for u in uniques] + [""], dtype=object)
     from ..rules.markets import take_strings
 
     return take_strings(fixed, np.asarray(codes)).set_axis(values.index)
-
-
-def _digits_only(values: pd.Series) -> pd.Series:
-    """User numbers: drop a leading ``+`` and spaces (only when some value has them)."""
-    values = values.astype("str").fillna("")
-    if values.str.contains("+", regex=False).any() or values.str.contains(" ", regex=False).any():
-        values = values.str.replace("+", "", regex=False).str.replace(" ", "", regex=False)
-    return values
 
 
 def parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -393,15 +385,6 @@ def _report(quality: QualityLog, severity: str, code: str, frame: pd.DataFrame, 
                      row=sub["row"].to_numpy(dtype=np.int64), column=column,
                      message_id=(sub[id_column].to_numpy(dtype=object) if id_column else None),
                      detail=detail)
-
-
-def _detail(values: pd.Series, mask: np.ndarray, template: str) -> np.ndarray:
-    """Per-row detail text, formatted only for the rows in ``mask`` (cheap when few are bad)."""
-    out = np.full(len(values), "", dtype=object)
-    idx = np.flatnonzero(mask)
-    if len(idx):
-        out[idx] = [template.format(_clip(v)) for v in values.iloc[idx].tolist()]
-    return out
 
 
 def _require(frame: pd.DataFrame, required, path: str) -> None:
@@ -572,25 +555,18 @@ def _messages_from_raw(raw, path: str, quality: QualityLog) -> _MessageColumns:
         names = raw.column_names
         n = raw.num_rows
         rows = np.arange(1, n + 1, dtype=np.int64)
-
-    class _Names:               # _require / _extra_columns read ``.columns``
-        columns = names
-
-    _require(_Names, REQUIRED_MESSAGE_COLUMNS, path)
-    _extra_columns(_Names, set(MESSAGE_COLUMNS) | set(WEBHOOK_EVIDENCE_COLUMNS) | {"source", "row"}, path, quality)
+    header = pd.DataFrame(columns=names)
+    _require(header, REQUIRED_MESSAGE_COLUMNS, path)
+    _extra_columns(header, set(MESSAGE_COLUMNS) | set(WEBHOOK_EVIDENCE_COLUMNS) | {"source", "row"}, path, quality)
     text, times = {}, {}
     for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
         if c not in names:
             (times if c in MESSAGE_TIMESTAMPS else text)[c] = None
             continue
         col = raw[c]
-        if c in MESSAGE_TIMESTAMPS:
-            if isinstance(col, pd.Series):
-                times[c] = col
-            elif pa.types.is_timestamp(col.type):
-                times[c] = col
-            else:
-                times[c] = _arrow_column_to_pandas(col)
+        if c in MESSAGE_TIMESTAMPS:      # parsed in validation; typed Parquet timestamps stay Arrow
+            typed = isinstance(col, pd.Series) or pa.types.is_timestamp(col.type)
+            times[c] = col if typed else _arrow_column_to_pandas(col)
             continue
         if isinstance(col, pd.Series):
             col = _arrow_strings(_strings(col))
@@ -876,17 +852,13 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
         return _empty_messages()
     text = dict(cols.text)
     rows = cols.rows
-    if cols.source is not None:      # webhook frames: ids as they came
-        mid = text["message_id"]
-        text["message_id"] = mid.map_values(str.strip) if isinstance(mid, _Coded) else pc.utf8_trim_whitespace(mid)
-    for c in ("message_id", "user_wa_id"):
-        if text[c] is None:
-            text[c] = _coded(_arrow_strings(_constant_strings("", n, None)))
+    if cols.source is not None:      # webhook frames: values as they came, the message id trimmed here
+        text["message_id"] = pc.utf8_trim_whitespace(text["message_id"])
     text["user_wa_id"] = _digits_only_arrow(text["user_wa_id"])
     for c in _ENUM_COLUMNS:
         col = text[c]
         if col is None:
-            col = _Coded(np.zeros(n, dtype=np.int64), _constant_strings("", 1, None).array._pa_array.chunk(0))
+            col = _Coded(np.zeros(n, dtype=np.int8), _constant_strings("", 1, None).array._pa_array.chunk(0))
         elif not isinstance(col, _Coded):
             col = _coded(col)
         col = col.map_values(_normalise_enum)
@@ -900,13 +872,13 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
             return np.full(len(idx), path, dtype=object)
         return cols.source.iloc[idx].to_numpy(dtype=object)
 
-    def check(mask, code, column, detail, severity="error"):
-        """``detail``: a text, or a template formatted with the (clipped) value of ``column``."""
+    def check(mask, code, column, detail, severity="error", quote=False):
+        """``quote``: ``detail`` is a template formatted with each row's (clipped) value of ``column``."""
         nonlocal bad
         mask = np.asarray(mask, dtype=bool)
         idx = np.flatnonzero(mask)
         if len(idx):
-            if "{" in detail:
+            if quote:
                 values = _text_at(text[column], idx) if column in text else cols.times[column].iloc[idx].tolist()
                 detail = np.asarray([detail.format(_clip(v)) for v in values], dtype=object)
             quality.add_many(severity, code, source=sources(idx), row=rows[idx], column=column,
@@ -937,7 +909,7 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
                                ("entry_point", ENTRY_POINTS + ("",), "unknown_entry_point")):
         mask = ~_text_in(text[col], allowed)
         if mask.any():
-            check(mask, code, col, "value {!r} is not one of " + ", ".join(a for a in allowed if a).replace("{", "{{"))
+            check(mask, code, col, "value {!r} is not one of " + ", ".join(a for a in allowed if a), quote=True)
     times = {}
     for col in MESSAGE_TIMESTAMPS:
         raw = cols.times[col]
@@ -954,7 +926,7 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
         if parsed is None:
             parsed, bad_ts, naive = parse_instants(raw)
         if bad_ts.any():
-            check(bad_ts, "bad_timestamp", col, "unreadable timestamp {!r}: row left out")
+            check(bad_ts, "bad_timestamp", col, "unreadable timestamp {!r}: row left out", quote=True)
         if naive.any():
             check(naive & ~bad, "timestamp_without_offset", col, "timestamp without offset read as UTC",
                   severity="warning")
@@ -962,7 +934,8 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
     if accounts is not None:
         known = set(accounts["waba_id"].astype(str))
         unknown = ~_text_in(text["waba_id"], known) & ~bad
-        check(unknown, "unknown_account", "waba_id", "account {!r} is not in the accounts file: message left out")
+        check(unknown, "unknown_account", "waba_id", "account {!r} is not in the accounts file: message left out",
+              quote=True)
     keep = ~bad if bad.any() else None
     out = {}
     for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:

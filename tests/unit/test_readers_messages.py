@@ -158,3 +158,73 @@ def test_accounts_defaults_and_errors(tmp_path):
         with pytest.raises(InputError) as err:
             tables.read_accounts(str(path), QualityLog())
         assert err.value.column == column and err.value.row is not None
+
+
+def _messy_rows():
+    """Padded, mixed-case, hyphenated, null and oversized values (row groups of 3 rows: a dictionary
+    per chunk), as text and typed timestamps."""
+    mid = [" wamid.P1 ", "wamid.P2", None, "\u00a0wamid.P4\u3000", "wamid.P5", "x" * 300, "wamid.P7", "wamid.P8"]
+    return {
+        "message_id": mid,
+        "waba_id": ["102290129340398", " 102290129340398", "102290129340398", "999", None, "102290129340398",
+                    "102290129340398", "W" * 257],
+        "phone_number_id": ["1", "2 ", None, "1", "1", "1", "3", "1"],
+        "user_wa_id": ["+55 11 98765 0001", "447700900123", "1", " 2 ", None, "3", "4", "5"],
+        "direction": [" Inbound", "OUTBOUND ", "outbound", "INBOUND", "inbound", None, "outbound", "in-bound"],
+        "status": ["READ", "delivered ", "sent", "sent", "bogus", "read", "Expired", "sent"],
+        "message_kind": ["Free Form", "template", None, "", "template", "x", "free-form", "template"],
+        "template_category": ["", "Marketing-Lite", "utility", "authentication-international", "service", "nope",
+                              "", "marketing"],
+        "entry_point": ["Page-CTA", "", "ad", None, "tv", "", "", ""],
+        "pricing_billable": ["true", None, " false", "true", "", "", "", ""],
+    }
+
+
+def test_parquet_csv_and_jsonl_read_messy_values_alike(tmp_path, accounts):
+    cols = _messy_rows()
+    sent = [1751364060 + 60 * i for i in range(8)]
+    naive = [None, 1751364065, None, None, 1751364070, None, None, None]
+    table = pa.table({**{c: pa.array(v, pa.string()) for c, v in cols.items()},
+                      "sent_at": pa.array([s * 1000 for s in sent], pa.timestamp("ms", tz="Europe/Paris")),
+                      "delivered_at": pa.array([None if v is None else v * 10**6 for v in naive], pa.timestamp("us"))})
+    pq.write_table(table, tmp_path / "m.parquet", row_group_size=3)
+    iso = [pd.Timestamp(s, unit="s", tz="UTC").isoformat() for s in sent]
+    plain = [None if v is None else pd.Timestamp(v, unit="s").strftime("%Y-%m-%d %H:%M:%S") for v in naive]
+    frame = pd.DataFrame({**cols, "sent_at": iso, "delivered_at": plain})
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    frame.to_json(tmp_path / "m.jsonl", orient="records", lines=True, force_ascii=False)
+    got = {}
+    for name in ("m.parquet", "m.csv", "m.jsonl"):
+        q = QualityLog()
+        out, infos = tables.read_messages([str(tmp_path / name)], q, accounts=accounts)
+        got[name] = (out, [r[:2] + r[3:] for r in _records(q)], infos[0].rows)
+    out, findings, rows = got["m.parquet"]
+    for name in ("m.csv", "m.jsonl"):
+        assert out.drop(columns="source").equals(got[name][0].drop(columns="source")), name
+        assert findings == got[name][1] and rows == got[name][2] == 8, name
+    assert findings == [
+        ("error", "empty_message_id", 3, "message_id", ""),
+        ("error", "oversized_value", 6, "message_id", "x" * 32 + "…[300 characters]"),
+        ("error", "oversized_value", 8, "waba_id", "wamid.P8"),
+        ("error", "unknown_account", 4, "waba_id", "wamid.P4"),
+        ("error", "unknown_direction", 6, "direction", "x" * 300),
+        ("error", "unknown_direction", 8, "direction", "wamid.P8"),
+        ("error", "unknown_entry_point", 5, "entry_point", "wamid.P5"),
+        ("error", "unknown_message_kind", 6, "message_kind", "x" * 300),
+        ("error", "unknown_status", 5, "status", "wamid.P5"),
+        ("error", "unknown_template_category", 6, "template_category", "x" * 300),
+        ("warning", "timestamp_without_offset", 2, "delivered_at", "wamid.P2"),
+    ]
+    assert out["row"].tolist() == [1, 2, 7]
+    assert out["message_id"].tolist() == ["wamid.P1", "wamid.P2", "wamid.P7"]
+    assert out["user_wa_id"].tolist() == ["5511987650001", "447700900123", "4"]
+    assert out["direction"].tolist() == ["inbound", "outbound", "outbound"]
+    assert out["status"].tolist() == ["read", "delivered", "expired"]
+    assert out["message_kind"].tolist() == ["free_form", "template", "free_form"]
+    assert out["template_category"].tolist() == ["", "marketing", ""]
+    assert out["entry_point"].tolist() == ["page_cta", "", ""]
+    assert out["phone_number_id"].tolist() == ["1", "2", "3"]
+    assert out["pricing_billable"].tolist() == ["true", "", ""]
+    assert out["delivered_at"].tolist()[1] == pd.Timestamp(1751364065, unit="s", tz="UTC")
+    assert [str(out[c].dtype) for c in ("message_id", "sent_at", "source", "row")] == \
+        ["str", "datetime64[ns, UTC]", "category", "int64"]
