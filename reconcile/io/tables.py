@@ -667,12 +667,14 @@ def _coded(col, trim: bool = False) -> _Coded:
         values = dictionaries[0]
         codes = np.concatenate(indices) if len(indices) > 1 else indices[0]
         codes = codes.astype(_code_type(len(values)), copy=False)
-    else:                                        # a dictionary per chunk (Parquet batches): values concatenated
-        values = pa.concat_arrays(dictionaries)
+    else:       # a dictionary per chunk (Parquet batches, CSV blocks): one list of the distinct values
+        values = pc.dictionary_encode(pa.concat_arrays(dictionaries))
+        remap = values.indices.to_numpy(zero_copy_only=False)
+        values = values.dictionary
         codes = np.empty(sum(len(i) for i in indices), dtype=_code_type(len(values)))
         pos = start = 0
         for idx, dictionary in zip(indices, dictionaries):
-            np.add(idx, start, out=codes[pos:pos + len(idx)], casting="unsafe")
+            np.take(remap[start:start + len(dictionary)], idx, out=codes[pos:pos + len(idx)], mode="clip")
             pos += len(idx)
             start += len(dictionary)
     if trim:
@@ -852,14 +854,17 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
         return _empty_messages()
     text = dict(cols.text)
     rows = cols.rows
+    for c in ("message_id", "waba_id", "phone_number_id", "user_wa_id") + _ENUM_COLUMNS:
+        if text[c] is None:          # absent (or a Parquet column of nulls): "" on every row
+            text[c] = _Coded(np.zeros(n, dtype=np.int8), _constant_strings("", 1, None).array._pa_array.chunk(0))
     if cols.source is not None:      # webhook frames: values as they came, the message id trimmed here
-        text["message_id"] = pc.utf8_trim_whitespace(text["message_id"])
+        mid = text["message_id"]
+        text["message_id"] = _Coded(mid.codes, pc.utf8_trim_whitespace(mid.values)) if isinstance(mid, _Coded) \
+            else pc.utf8_trim_whitespace(mid)
     text["user_wa_id"] = _digits_only_arrow(text["user_wa_id"])
     for c in _ENUM_COLUMNS:
         col = text[c]
-        if col is None:
-            col = _Coded(np.zeros(n, dtype=np.int8), _constant_strings("", 1, None).array._pa_array.chunk(0))
-        elif not isinstance(col, _Coded):
+        if not isinstance(col, _Coded):
             col = _coded(col)
         col = col.map_values(_normalise_enum)
         if c == "template_category":
