@@ -228,3 +228,32 @@ def test_parquet_csv_and_jsonl_read_messy_values_alike(tmp_path, accounts):
     assert out["delivered_at"].tolist()[1] == pd.Timestamp(1751364065, unit="s", tz="UTC")
     assert [str(out[c].dtype) for c in ("message_id", "sent_at", "source", "row")] == \
         ["str", "datetime64[ns, UTC]", "category", "int64"]
+
+
+def test_arrow_fast_paths_match_the_general_ones():
+    import numpy as np
+
+    # fixed-width gather (ids of one length) and the constant column == Arrow's take
+    values = pa.array(["W001", "W002", "W003"], pa.large_string())
+    codes = np.array([2, 0, 1, 1, 2, 0], dtype=np.int8)
+    for keep in (None, np.array([True, False, True, True, False, True])):
+        got = tables._text_output(tables._Coded(codes, values), len(codes), keep)
+        want = values.take(pa.array(codes if keep is None else codes[keep])).to_pylist()
+        assert got.tolist() == want and str(got.dtype) == "str"
+    same = tables._text_output(tables._Coded(np.zeros(4, dtype=np.int8), values), 4, None)
+    assert same.tolist() == ["W001"] * 4
+    mixed = tables._Coded(codes, pa.array(["a", "bb", ""], pa.large_string()))
+    assert tables._text_output(mixed, 6, None).tolist() == ["", "a", "bb", "bb", "", "a"]
+    # trimming is skipped only when no byte can be whitespace
+    for texts in (["a1", "b2"], [" a1", "b2"], ["a1\u00a0", "b2"], ["a\x1f", "b"]):
+        col = pa.chunked_array([pa.array(texts)])
+        assert tables._trimmed(col).to_pylist() == pd.Series(texts, dtype="str").str.strip().tolist()
+    # typed timestamps in every unit, zoned and naive, with nulls == the pandas route
+    for unit in ("s", "ms", "us", "ns"):
+        for tz in (None, "UTC", "Asia/Kolkata"):
+            raw = pa.chunked_array([pa.array([1751364060 * 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit], None, 0],
+                                             pa.timestamp(unit, tz=tz))] * 2)
+            got, naive = tables._arrow_instants(raw)
+            want, bad, want_naive = tables.parse_instants(raw.to_pandas())
+            assert got.equals(want) and naive.tolist() == want_naive.tolist() and not bad.any()
+    assert tables._arrow_instants(pa.chunked_array([pa.array([2 ** 62], pa.timestamp("us"))])) is None
