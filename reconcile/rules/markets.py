@@ -231,10 +231,22 @@ def resolve_each_number(numbers: pd.Series, market_map: pd.DataFrame) -> tuple[n
     """:func:`resolve_numbers` of a ``str`` Series of (typically distinct) numbers without the
     factorisation and the mapping back: country, market and problem as object arrays aligned
     with ``numbers`` (NA counts as empty)."""
+    import pyarrow.compute as pc
+
     uniq = numbers.reset_index(drop=True).fillna("")
-    if uniq.str.contains(r"[+ ]", regex=True).any():
+    if pc.any(pc.match_substring_regex(_arrow_strings(uniq), r"[+ ]")).as_py():
         uniq = uniq.str.replace(r"[+ ]", "", regex=True)
     return _resolve_distinct(uniq, market_map)
+
+
+def _arrow_strings(values: pd.Series):
+    """The Arrow string array of a ``str`` Series without missing values (one chunk)."""
+    import pyarrow as pa
+
+    arr = getattr(values.array, "_pa_array", None)
+    if arr is None:
+        return pa.array(values.to_numpy(dtype=object), type=pa.large_string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 #: from this many distinct numbers on, numbers are first reduced to one representative per class
@@ -252,13 +264,16 @@ def _resolve_distinct(uniq: pd.Series, market_map: pd.DataFrame) -> tuple[np.nda
     country, market and problem follow from its first :data:`_CLASS_PREFIX` digits and its length,
     and every non-digit string is unparseable. One representative per such class is resolved
     (:func:`_resolve_each`) and the answer spread to the class; the members of classes with a
-    shared non-``+1`` code are resolved one by one (vectorised)."""
+    shared non-``+1`` code get their country from the whole national number (vectorised)."""
     n_u = len(uniq)
-    if n_u < _REDUCE_MIN:
+    if n_u < max(_REDUCE_MIN, 1):
         return _resolve_each(uniq, market_map)[:3]
-    digits_ok = uniq.str.fullmatch(r"[0-9]+").fillna(False).to_numpy(dtype=bool)
-    lengths = uniq.str.len().to_numpy(dtype=np.int64)
-    prefix_codes, _ = pd.factorize(uniq.str[:_CLASS_PREFIX])
+    import pyarrow.compute as pc
+
+    arr = _arrow_strings(uniq)                        # Arrow directly: no per-call pandas regex parse
+    digits_ok = np.asarray(pc.match_substring_regex(arr, r"^[0-9]+$"), dtype=bool)
+    lengths = np.asarray(pc.utf8_length(arr), dtype=np.int64)
+    prefix_codes = pc.dictionary_encode(pc.utf8_slice_codeunits(arr, 0, _CLASS_PREFIX)).indices
     # class: (prefix, length) for digit strings; one class (-1) for everything else
     cls = np.where(digits_ok, np.asarray(prefix_codes, dtype=np.int64) * (int(lengths.max()) + 1) + lengths, -1)
     classes, first, of_class = np.unique(cls, return_index=True, return_inverse=True)
@@ -267,9 +282,12 @@ def _resolve_distinct(uniq: pd.Series, market_map: pd.DataFrame) -> tuple[np.nda
     country_u, market_u, problem = country_r[of_class], market_r[of_class], problem_r[of_class]
     shared = np.array([c in _SHARED_CODES and c != "1" for c in code_r], dtype=bool) & (problem_r == "")
     members = np.flatnonzero(shared[of_class])
-    if len(members):
-        c, m, p, _ = _resolve_each(uniq.iloc[members].reset_index(drop=True), market_map)
-        country_u[members], market_u[members], problem[members] = c, m, p
+    if len(members):           # same code and problem as their representative: only the country differs
+        member_code = code_r[of_class[members]]
+        for cc in sorted(set(member_code)):                           # loop over shared calling codes
+            sel = members[member_code == cc]
+            country_u[sel] = _regions_for_national_numbers(uniq.iloc[sel].str[len(cc):], cc)
+        market_u[members] = country_to_market(country_u[members], market_map)
     return country_u, market_u, problem
 
 
