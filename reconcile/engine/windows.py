@@ -13,8 +13,6 @@ and the three outputs (raw units, coverage, counts).
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -242,26 +240,12 @@ class _Take:
         return pc.take(self.vocab, pa.array(np.asarray(self.codes, dtype=np.int64)))
 
 
-#: from this many gathered rows on, the string columns are built by two threads (Arrow releases the GIL)
-_THREADED_ROWS = 200_000
-_POOL: list = []
-
-
 def _materialise(*frames: dict) -> None:
-    """Replace every :class:`_Take` in the column dicts by its ``str`` Series. The gathers are
-    independent and memory-bound: large frames run them on two threads."""
-    takes = [(cols, name, t) for cols in frames for name, t in cols.items() if isinstance(t, _Take)]
-    rows = sum(len(t.codes) for _, _, t in takes)
-    if rows >= _THREADED_ROWS and (os.cpu_count() or 1) > 1:
-        if not _POOL:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _POOL.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile-frames"))
-        arrays = list(_POOL[0].map(_Take.array, [t for _, _, t in takes]))
-    else:
-        arrays = [t.array() for _, _, t in takes]
-    for (cols, name, _), arr in zip(takes, arrays):
-        cols[name] = str_series(arr)
+    """Replace every :class:`_Take` in the column dicts by its ``str`` Series (one gather each)."""
+    for cols in frames:
+        for name, take in list(cols.items()):
+            if isinstance(take, _Take):
+                cols[name] = str_series(take.array())
 
 
 def _with_blank(vocab: pa.Array) -> pa.Array:
