@@ -107,9 +107,9 @@ def _warm_up() -> None:
 
 def release_arrow_memory() -> None:
     """Return the memory Arrow's allocator caches from freed buffers to the system (peak RSS)."""
-    import pyarrow as pa
+    from ..memory import release_unused
 
-    pa.default_memory_pool().release_unused()
+    release_unused()
 
 
 def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:

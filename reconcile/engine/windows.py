@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from ..memory import release_unused
 from ..quality import QualityLog
 from . import strategies as S
 import pyarrow as pa
@@ -283,7 +284,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     events = prepare_events(deduped, classes)
     if owned:
         deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
-        pa.default_memory_pool().release_unused()
+        release_unused()
     outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag = run_kernel(events)
     sw = S.regime_switches()
     rows = events.rows

@@ -475,9 +475,9 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
 def _release_arrow_memory() -> None:
     """Hand the memory Arrow's allocator keeps from freed buffers back to the system (at 10M rows the
     reader's intermediates leave ~2 GB cached, which would otherwise add to the engine's peak RSS)."""
-    import pyarrow as pa
+    from ..memory import release_unused
 
-    pa.default_memory_pool().release_unused()
+    release_unused()
 
 
 def _sha256(data: bytes) -> str:
