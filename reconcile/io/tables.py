@@ -798,31 +798,41 @@ _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def _arrow_instants(col):
-    """A ``pyarrow`` timestamp column → (``datetime64[ns, UTC]`` Series, naive mask) as
-    :func:`parse_instants` gives for it (a naive timestamp is read as UTC); None when a value
-    might not fit in nanoseconds (the caller then takes the pandas route, which says so)."""
+    """A ``pyarrow`` timestamp column → (``datetime64[ns, UTC]`` Series, naive mask, out-of-range mask,
+    out-of-range values as ``"<n> <unit>"`` texts) as :func:`parse_instants` gives for it (a naive
+    timestamp is read as UTC). A value outside what nanoseconds hold (years 1677-2262) is NaT and
+    flagged out of range: the caller reports it as ``bad_timestamp`` instead of failing the run."""
     factor = _NS_PER_UNIT[col.type.unit]
     limit = np.iinfo(np.int64).max // factor
     out = np.empty(len(col), dtype=np.int64)
     valid = None if col.type.tz is not None else np.empty(len(col), dtype=bool)
+    over = np.zeros(len(col), dtype=bool)
+    over_text: list[str] = []
     pos = 0
     for ch in col.chunks:
         k = len(ch)
         if k == 0:
             continue
         values = np.frombuffer(ch.buffers()[1], dtype=np.int64)[ch.offset:ch.offset + k]
-        if factor != 1 and (values.max() > limit or values.min() < -limit):
-            return None
         part = out[pos:pos + k]
-        np.multiply(values, factor, out=part)
         ok = ch.is_valid().to_numpy(zero_copy_only=False) if ch.null_count else None
+        if factor != 1 and (values.max() > limit or values.min() < -limit):
+            far = (values > limit) | (values < -limit)
+            if ok is not None:
+                far &= ok
+            over[pos:pos + k] = far
+            over_text += [f"{v} {col.type.unit}" for v in values[far].tolist()]
+            np.multiply(np.where(far, 0, values), factor, out=part)
+            part[far] = np.iinfo(np.int64).min           # NaT
+        else:
+            np.multiply(values, factor, out=part)
         if ok is not None:
             part[~ok] = np.iinfo(np.int64).min          # NaT
         if valid is not None:
-            valid[pos:pos + k] = True if ok is None else ok
+            valid[pos:pos + k] = (True if ok is None else ok) & ~over[pos:pos + k]
         pos += k
     naive = valid if valid is not None else np.zeros(len(col), dtype=bool)
-    return pd.Series(out.view("datetime64[ns]"), dtype="datetime64[ns, UTC]"), naive
+    return pd.Series(out.view("datetime64[ns]"), dtype="datetime64[ns, UTC]"), naive, over, over_text
 
 
 def _source_codes(path: str, n: int) -> pd.Series:
@@ -923,11 +933,12 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
             parsed = pd.Series(np.full(n, np.datetime64("NaT", "ns")), dtype="datetime64[ns]").dt.tz_localize("UTC")
             bad_ts, naive = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         elif not isinstance(raw, pd.Series):
-            got = _arrow_instants(raw)
-            if got is None:
-                raw = cols.times[col] = _arrow_column_to_pandas(raw)
-            else:
-                (parsed, naive), bad_ts = got, np.zeros(n, dtype=bool)
+            parsed, naive, bad_ts, far = _arrow_instants(raw)
+            if bad_ts.any():
+                check(bad_ts, "bad_timestamp", col, np.asarray(
+                    [f"timestamp {v} since 1970-01-01 is outside the years 1677-2262: row left out" for v in far],
+                    dtype=object))
+            bad_ts = np.zeros(n, dtype=bool)
         if parsed is None:
             parsed, bad_ts, naive = parse_instants(raw)
         if bad_ts.any():

@@ -253,7 +253,35 @@ def test_arrow_fast_paths_match_the_general_ones():
         for tz in (None, "UTC", "Asia/Kolkata"):
             raw = pa.chunked_array([pa.array([1751364060 * 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit], None, 0],
                                              pa.timestamp(unit, tz=tz))] * 2)
-            got, naive = tables._arrow_instants(raw)
+            got, naive, far, far_text = tables._arrow_instants(raw)
             want, bad, want_naive = tables.parse_instants(raw.to_pandas())
             assert got.equals(want) and naive.tolist() == want_naive.tolist() and not bad.any()
-    assert tables._arrow_instants(pa.chunked_array([pa.array([2 ** 62], pa.timestamp("us"))])) is None
+            assert not far.any() and far_text == []
+    # a typed value beyond what nanoseconds hold is NaT, flagged, and quoted as stored
+    got, naive, far, far_text = tables._arrow_instants(
+        pa.chunked_array([pa.array([2 ** 62, None, 1751364060 * 10 ** 6], pa.timestamp("us"))]))
+    assert got.isna().tolist() == [True, True, False] and far.tolist() == [True, False, False]
+    assert naive.tolist() == [False, False, True] and far_text == [f"{2 ** 62} us"]
+
+
+def test_typed_timestamp_out_of_nanosecond_range_is_a_bad_timestamp_not_a_crash(tmp_path):
+    import pyarrow.parquet as pq
+
+    ts = pa.timestamp("us", tz="UTC")
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table({
+        "message_id": ["m1", "m2"], "waba_id": ["W", "W"], "phone_number_id": ["P", "P"],
+        "user_wa_id": ["4915112345678", "4915112345679"], "direction": ["outbound", "outbound"],
+        "status": ["delivered", "delivered"],
+        "sent_at": pa.array([1_751_364_060_000_000, 2 ** 62], ts),      # row 2: year 148108
+        "delivered_at": pa.array([1_751_364_061_000_000, None], ts), "read_at": pa.array([None, None], ts),
+        "message_kind": ["template", "template"], "template_category": ["utility", "utility"],
+        "entry_point": ["", ""]}), path)
+    quality = QualityLog()
+    messages, infos = tables.read_messages([str(path)], quality)
+    assert messages["message_id"].tolist() == ["m1"] and infos[0].rows == 2
+    f = quality.frame()
+    assert f[["severity", "code", "row", "column", "message_id"]].values.tolist() == [
+        ["error", "bad_timestamp", 2, "sent_at", "m2"]]
+    assert f["detail"].tolist() == [f"timestamp {2 ** 62} us since 1970-01-01 is outside the years 1677-2262: "
+                                    "row left out"]
