@@ -18,8 +18,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from .contracts import Period
+
+
+#: match strings with the compiled kernels below (``False``: Arrow's kernels only; tests compare both)
+COMPILED = True
 
 
 class ConservationError(RuntimeError):
@@ -52,6 +57,17 @@ def row_ledger(rows_in_files: int, rejected_by_readers: int, engine_counts: dict
     return ledger
 
 
+def _arrow_strings(values) -> pa.Array:
+    """A string column as one contiguous Arrow array (``large_string`` or ``string``; pandas ``str``
+    columns are handed over without a copy)."""
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    return arr
+
+
 def _strings(values) -> pa.Array:
     arr = pa.array(values, from_pandas=True)
     return arr.cast(pa.string()) if arr.type != pa.string() else arr
@@ -66,32 +82,39 @@ def _np(mask) -> np.ndarray:
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
+def _codes_in(strings: pa.Array, values: list[str]) -> np.ndarray:
+    """Per string, the position of the first equal one of the few ``values``, -1 for none or a null
+    (one compiled pass over the Arrow buffers; with nulls one Arrow comparison per value)."""
+    if COMPILED and strings.null_count == 0:
+        offsets, data = _buffers(strings)
+        vocab_offsets, vocab_data = _buffers(pa.array(values, type=pa.large_string()))
+        return _vocabulary_codes(offsets, data, vocab_offsets, vocab_data)
+    codes = np.full(len(strings), -1, dtype=np.int64)
+    for code in range(len(values) - 1, -1, -1):
+        codes[_np(pc.equal(strings, pa.scalar(values[code], type=strings.type)))] = code
+    return codes
+
+
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
                     excluded_ids: set[str] | pd.Index) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2).
 
-    The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame)."""
-    in_period = _is_in(coverage["billing_month"], pa.array(list(period.months), type=pa.string()))
-    period_openers = pc.unique(_strings(units["opening_message_id"]))
-    earlier = (raw_units["billing_month"].astype(str) < period.first).to_numpy()
-    earlier_openers = pc.unique(_strings(raw_units["opening_message_id"][earlier]))
-
-    outcome = _strings(coverage["outcome"])
-    opener = _strings(coverage["unit_opening_message_id"])
-    rides_any = _np(pc.is_in(outcome, value_set=pa.array(["unit_opener", "rode_on_unit"], type=pa.string())))
-    # one hash pass over the messages that opened or rode on a unit (the others have no opener):
-    # position of each one's opener among the period's openers, then the earlier ones
-    n_period = len(period_openers)
-    riding = np.flatnonzero(rides_any)
-    opener_pos = np.full(len(rides_any), -1, dtype=np.int64)
-    opener_pos[riding] = np.asarray(pc.fill_null(pc.index_in(opener.take(pa.array(riding)), value_set=pa.concat_arrays(
-        [period_openers, earlier_openers.cast(period_openers.type)])), -1), dtype=np.int64)
+    The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame); the
+    opening message ids are matched by :func:`_opener_positions`."""
+    in_period = _codes_in(_arrow_strings(coverage["billing_month"]), list(period.months)) >= 0
+    outcome = _codes_in(_arrow_strings(coverage["outcome"]), ["unit_opener", "rode_on_unit", "free_not_unit",
+                                                               "excluded"])
+    rides_any = (outcome == 0) | (outcome == 1)
+    earlier = (raw_units["billing_month"].astype(str) < period.first).to_numpy(dtype=bool)
+    opener_pos, unit_pos, n_period, period_ids = _opener_positions(
+        units["opening_message_id"], raw_units["opening_message_id"], earlier,
+        coverage["unit_opening_message_id"], rides_any, in_period)
     opener_of_period = (opener_pos >= 0) & (opener_pos < n_period)
     rides = rides_any & in_period
     in_unit_of_period = rides & opener_of_period
     in_earlier_window = rides & ~in_unit_of_period & (opener_pos >= n_period)
-    free = in_period & _np(pc.equal(outcome, "free_not_unit"))
-    excluded = in_period & _np(pc.equal(outcome, "excluded"))
+    free = in_period & (outcome == 2)
+    excluded = in_period & (outcome == 3)
     buckets = {
         "billable_in_period": int(in_period.sum()),
         "covered_by_unit_of_period": int(in_unit_of_period.sum()),
@@ -113,15 +136,255 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
                                 f"(e.g. {message_ids.iloc[unnamed_pos[:3]].tolist()})")
     # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
     ridden = np.bincount(opener_pos[rides_any & opener_of_period], minlength=n_period)
-    unit_pos = np.asarray(pc.index_in(_strings(units["opening_message_id"]), value_set=period_openers),
-                          dtype=np.int64)
     counted = np.bincount(unit_pos, weights=units["message_count"].to_numpy(dtype=np.float64), minlength=n_period)
     differs = np.flatnonzero(counted != ridden)
     if len(differs):
         raise ConservationError(f"{len(differs)} units whose message_count differs from the "
-                                f"messages covered (e.g. {period_openers.take(pa.array(differs[:3])).to_pylist()})")
+                                f"messages covered (e.g. {period_ids(differs[:3])})")
     buckets["messages_in_units_of_period"] = int(ridden.sum())
     return buckets
+
+
+def _opener_positions(unit_openers: pd.Series, raw_openers: pd.Series, earlier: np.ndarray,
+                      coverage_openers: pd.Series, riding: np.ndarray, in_period: np.ndarray):
+    """Where the opener of each riding coverage row is: ``opener_pos`` is the position of its id among
+    the distinct opening ids of the period's units (first appearance order), ``n_period`` when it is
+    only the opening id of a unit of an earlier month (``earlier`` rows of the raw units; told apart
+    only for rows ``in_period``, the only ones the buckets look at), -1 when it is neither or the row
+    does not ride. Also ``unit_pos`` (each unit's position among those distinct ids),
+    ``n_period`` and a function giving the ids at some positions (for messages).
+
+    Without nulls the ids are matched by one compiled pass over the Arrow buffers
+    (:func:`_locate_openers`, an open-addressing table of the distinct ids, every candidate confirmed
+    byte for byte); with nulls by Arrow's hash kernels (``unique``/``index_in``, where a null matches a
+    null)."""
+    arrays = [_arrow_strings(unit_openers), _arrow_strings(raw_openers), _arrow_strings(coverage_openers)]
+    if COMPILED and all(a.null_count == 0 for a in arrays):
+        (a_off, a_data), (b_off, b_data), (c_off, c_data) = (_buffers(a) for a in arrays)
+        unit_pos, first_row, opener_pos = _locate_openers(a_off, a_data, b_off, b_data, earlier, c_off, c_data,
+                                                          riding, in_period)
+        return (opener_pos, unit_pos, len(first_row), lambda pos: arrays[0].take(pa.array(first_row[pos])).to_pylist())
+    period_openers = pc.unique(_strings(unit_openers))
+    earlier_openers = pc.unique(_strings(raw_openers[earlier]))
+    opener = _strings(coverage_openers)
+    n_period = len(period_openers)
+    rows = np.flatnonzero(riding)
+    opener_pos = np.full(len(riding), -1, dtype=np.int64)
+    opener_pos[rows] = np.asarray(pc.fill_null(pc.index_in(opener.take(pa.array(rows)), value_set=pa.concat_arrays(
+        [period_openers, earlier_openers.cast(period_openers.type)])), -1), dtype=np.int64)
+    unit_pos = np.asarray(pc.index_in(_strings(unit_openers), value_set=period_openers), dtype=np.int64)
+    return opener_pos, unit_pos, n_period, lambda pos: period_openers.take(pa.array(pos)).to_pylist()
+
+
+def _buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """int64 offsets (``n + 1``, the slice's own) and the bytes of a string array."""
+    n = len(strings)
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    _, offsets_buf, data_buf = strings.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=width)[strings.offset:strings.offset + n + 1] if n else \
+        np.zeros(1, dtype=width)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else \
+        np.zeros(1, np.uint8)
+    return offsets.astype(np.int64, copy=False), data
+
+
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+@njit(cache=True)
+def _hash(offsets, data, i):
+    """64-bit FNV-1a of string ``i``, mixed (murmur3 finaliser) so that its low bits pick table slots."""
+    h = _FNV_OFFSET
+    for j in range(offsets[i], offsets[i + 1]):
+        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@njit(cache=True)
+def _same(offsets1, data1, i, offsets2, data2, j):
+    start1 = offsets1[i]
+    start2 = offsets2[j]
+    n = offsets1[i + 1] - start1
+    if offsets2[j + 1] - start2 != n:
+        return False
+    for k in range(n):
+        if data1[start1 + k] != data2[start2 + k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _vocabulary_codes(offsets, data, vocab_offsets, vocab_data):
+    """Per string, the first equal vocabulary entry, -1 for none. Entries of up to 16 bytes are
+    compared as (length, two 64-bit words) without a branch per byte or per entry (the strings of a
+    column alternate between a few values: branches would mispredict); longer ones byte by byte."""
+    n = offsets.shape[0] - 1
+    nv = vocab_offsets.shape[0] - 1
+    codes = np.full(n, -1, np.int64)
+    longest = 0
+    for v in range(nv):
+        longest = max(longest, vocab_offsets[v + 1] - vocab_offsets[v])
+    if longest > 16 or data.shape[0] == 0:
+        for i in range(n):
+            for v in range(nv):
+                if _same(offsets, data, i, vocab_offsets, vocab_data, v):
+                    codes[i] = v
+                    break
+        return codes
+    words = np.zeros((nv, 3), np.uint64)
+    for v in range(nv):
+        words[v, 0] = vocab_offsets[v + 1] - vocab_offsets[v]
+        words[v, 1], words[v, 2] = _words16(vocab_data, vocab_offsets[v], vocab_offsets[v + 1] - vocab_offsets[v])
+    for i in range(n):
+        length = offsets[i + 1] - offsets[i]
+        w0, w1 = _words16(data, offsets[i], length)
+        code = -1
+        for v in range(nv - 1, -1, -1):
+            same = (np.uint64(length) == words[v, 0]) & (w0 == words[v, 1]) & (w1 == words[v, 2])
+            code = v if same else code
+        codes[i] = code
+    return codes
+
+
+@njit(cache=True)
+def _words16(data, start, length):
+    """The first 16 bytes of a string (zeros past its end) as two little-endian 64-bit words."""
+    w0 = np.uint64(0)
+    w1 = np.uint64(0)
+    if start + 16 <= data.shape[0]:         # 16 bytes readable: read them all, then mask
+        for k in range(8):
+            w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
+            w1 |= np.uint64(data[start + 8 + k]) << np.uint64(8 * k)
+        if length < 8:
+            w0 &= (np.uint64(1) << np.uint64(8 * length)) - np.uint64(1)
+            w1 = np.uint64(0)
+        elif length < 16:
+            w1 &= (np.uint64(1) << np.uint64(8 * (length - 8))) - np.uint64(1)
+    else:
+        for k in range(min(length, 16)):
+            if k < 8:
+                w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
+            else:
+                w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
+    return w0, w1
+
+
+@njit(cache=True)
+def _table(n):
+    """An empty open-addressing table for ``n`` strings (at most half full) and its slot mask."""
+    size = 2
+    while size < 2 * n:
+        size <<= 1
+    return np.zeros(size, np.uint64), np.uint64(size - 1)
+
+
+@njit(cache=True)
+def _tag(h):
+    return (h >> np.uint64(32)) | np.uint64(1)
+
+
+@njit(cache=True)
+def _find(table, mask, h, offsets, data, i, t_off, t_data):
+    """The entry (a row of ``t_off``/``t_data``) holding string ``i`` (hash ``h``), -1 when absent.
+    A slot is 0 (empty) or the hash's high half (tag) << 32 | entry + 1."""
+    tag = _tag(h)
+    s = h & mask
+    while True:
+        word = table[s]
+        if word == 0:
+            return -1
+        if word >> np.uint64(32) == tag:
+            r = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
+            if _same(offsets, data, i, t_off, t_data, r):
+                return r
+        s = (s + np.uint64(1)) & mask
+
+
+@njit(cache=True)
+def _add(table, mask, h, entry):
+    """Put ``entry`` (known absent) into the table."""
+    s = h & mask
+    while table[s] != 0:
+        s = (s + np.uint64(1)) & mask
+    table[s] = (_tag(h) << np.uint64(32)) | np.uint64(entry + 1)
+
+
+@njit(cache=True)
+def _locate_openers(a_off, a_data, b_off, b_data, b_keep, c_off, c_data, c_keep, c_in_period):
+    """A: the units' opening ids, B: the raw units' (rows ``b_keep``), C: the coverage's openers (rows
+    ``c_keep``). Returns each A row's position among A's distinct ids (first appearance order), the
+    first A row of each distinct id, and per C row: that position when its id is in A, else the
+    number of distinct A ids when the row is ``c_in_period`` and its id is in B, else -1 (B is
+    looked at only for rows of the period: elsewhere only A matters).
+
+    Open-addressing tables of the distinct ids (A, then B when some row of the period is not in A).
+    The C rows are first matched on the tag alone, and every match is then confirmed on the bytes in
+    a second pass (independent reads, cheaper than confirming while probing); a match that is not
+    confirmed is looked up again comparing the bytes."""
+    na = a_off.shape[0] - 1
+    nb = b_off.shape[0] - 1
+    nc = c_off.shape[0] - 1
+    table, mask = _table(na)
+    unit_pos = np.empty(na, np.int64)
+    first_row = np.empty(na, np.int64)
+    n_period = 0
+    for i in range(na):
+        h = _hash(a_off, a_data, i)
+        r = _find(table, mask, h, a_off, a_data, i, a_off, a_data)
+        if r < 0:
+            _add(table, mask, h, i)
+            unit_pos[i] = n_period
+            first_row[n_period] = i
+            n_period += 1
+        else:
+            unit_pos[i] = unit_pos[r]
+    entry = np.full(nc, -1, np.int64)
+    hashes = np.zeros(nc, np.uint64)
+    for i in range(nc):
+        if not c_keep[i]:
+            continue
+        h = _hash(c_off, c_data, i)
+        hashes[i] = h
+        tag = _tag(h)
+        s = h & mask
+        while True:
+            word = table[s]
+            if word == 0:
+                break
+            if word >> np.uint64(32) == tag:
+                entry[i] = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
+                break
+            s = (s + np.uint64(1)) & mask
+    opener_pos = np.full(nc, -1, np.int64)
+    in_b = 0
+    for i in range(nc):
+        r = entry[i]
+        if r >= 0 and not _same(c_off, c_data, i, a_off, a_data, r):
+            r = _find(table, mask, hashes[i], c_off, c_data, i, a_off, a_data)
+        if r >= 0:
+            opener_pos[i] = unit_pos[r]
+        elif c_keep[i] and c_in_period[i]:
+            in_b += 1
+    if in_b:
+        kept = 0
+        for i in range(nb):
+            if b_keep[i]:
+                kept += 1
+        table, mask = _table(kept)
+        for i in range(nb):
+            if b_keep[i]:
+                h = _hash(b_off, b_data, i)
+                if _find(table, mask, h, b_off, b_data, i, b_off, b_data) < 0:
+                    _add(table, mask, h, i)
+        for i in range(nc):
+            if opener_pos[i] < 0 and c_keep[i] and c_in_period[i]:
+                if _find(table, mask, hashes[i], c_off, c_data, i, b_off, b_data) >= 0:
+                    opener_pos[i] = n_period
+    return unit_pos, first_row[:n_period], opener_pos
 
 
 def totals_by_currency(frame: pd.DataFrame, amount: str) -> dict[str, float]:
