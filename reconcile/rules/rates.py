@@ -21,6 +21,7 @@ _SHIFT = np.int64(1) << np.int64(32)
 _DAY_OFFSET = np.int64(1) << np.int64(30)
 _NO_TIER_FROM = 0          # an untiered row covers every rank >= 0
 _OPEN_TIER_TO = np.iinfo(np.int64).max
+_GROUP_COLUMNS = ("market", "category", "currency")
 
 
 def _as_days(values) -> np.ndarray:
@@ -77,24 +78,34 @@ class RateTable:
 
     def __init__(self, rates: pd.DataFrame):
         r = normalise_rates(rates)
-        r = r[r["rate"].notna()]
-        keys = r[["market", "category", "currency"]]
-        self._groups = keys.drop_duplicates().sort_values(["market", "category", "currency"]).reset_index(drop=True)
-        self._groups["group_id"] = np.arange(len(self._groups), dtype=np.int64)
-        r = r.merge(self._groups, on=["market", "category", "currency"], how="left")
-        r["day"] = _as_days(r["effective_from"]) if len(r) else np.array([], dtype=np.int64)
-        # versions: distinct (group, effective_from)
-        versions = r[["group_id", "day"]].drop_duplicates().sort_values(["group_id", "day"]).reset_index(drop=True)
-        versions["version_id"] = np.arange(len(versions), dtype=np.int64)
-        r = r.merge(versions, on=["group_id", "day"], how="left")
-        self._version_keys = (versions["group_id"].to_numpy(np.int64) * _SHIFT
-                              + versions["day"].to_numpy(np.int64) + _DAY_OFFSET)
-        self._version_group = versions["group_id"].to_numpy(np.int64)
-        # tier rows within each version
+        r = r[r["rate"].notna()].reset_index(drop=True)
+        # groups: the distinct (market, category, currency), sorted; each column coded by its sorted
+        # distinct values, so that the integer key orders the groups like the strings
+        self._key_values = []
+        key = np.zeros(len(r), dtype=np.int64)
+        for c in _GROUP_COLUMNS:
+            values = r[c].to_numpy(dtype=object)
+            names = np.unique(values) if len(values) else np.array([], dtype=object)
+            self._key_values.append(pd.Index(names, dtype=object))
+            key = key * (len(names) + 1) + np.searchsorted(names, values)
+        self._group_keys, group_id = np.unique(key, return_inverse=True)
+        group_id = group_id.reshape(-1).astype(np.int64)
+        day = _as_days(r["effective_from"]) if len(r) else np.array([], dtype=np.int64)
+        # versions: distinct (group, effective_from), sorted
+        self._version_keys, version_id = np.unique(group_id * _SHIFT + day + _DAY_OFFSET, return_inverse=True)
+        version_id = version_id.reshape(-1).astype(np.int64)
+        self._version_group = self._version_keys // _SHIFT
+        # tier rows within each version: sorted by (version, from, to), the first of equal ones kept
         tfrom = r["tier_from"].fillna(_NO_TIER_FROM).to_numpy(np.int64)
         tto = r["tier_to"].astype("float64").fillna(np.inf).to_numpy()
-        r = r.assign(_from=tfrom, _to=tto).sort_values(["version_id", "_from", "_to"], kind="stable")
-        r = r.drop_duplicates(["version_id", "_from", "_to"], keep="first").reset_index(drop=True)
+        order = np.lexsort((tto, tfrom, version_id))
+        v, f, t = version_id[order], tfrom[order], tto[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (v[1:] != v[:-1]) | (f[1:] != f[:-1]) | (t[1:] != t[:-1])
+        order = order[first]
+        r = r.iloc[order].reset_index(drop=True).assign(group_id=group_id[order], day=day[order],
+                                                         version_id=version_id[order], _from=tfrom[order],
+                                                         _to=tto[order])
         self._row_keys = r["version_id"].to_numpy(np.int64) * _SHIFT + r["_from"].to_numpy(np.int64)
         self._row_version = r["version_id"].to_numpy(np.int64)
         self._row_to = r["_to"].to_numpy(np.float64)
@@ -107,12 +118,18 @@ class RateTable:
 
     # ------------------------------------------------------------------ lookups
     def _group_ids(self, market, category, currency) -> np.ndarray:
-        probe = pd.DataFrame({"market": np.asarray(market, dtype=object), "category": np.asarray(category, dtype=object),
-                              "currency": np.asarray(currency, dtype=object)})
-        for c in probe.columns:
-            probe[c] = probe[c].astype(str)
-        g = probe.merge(self._groups, on=["market", "category", "currency"], how="left")["group_id"]
-        return g.fillna(-1).to_numpy(np.int64)
+        """Group of each probe, -1 when the rate card has no rate for its (market, category, currency):
+        each column coded against the group columns' few distinct values, then one integer search."""
+        key = np.zeros(len(market), dtype=np.int64)
+        known = np.ones(len(market), dtype=bool)
+        for values, names in zip((market, category, currency), self._key_values):
+            codes = _codes_among(np.asarray(values, dtype=object), names)
+            known &= codes >= 0
+            key = key * (len(names) + 1) + codes
+        pos = np.searchsorted(self._group_keys, key)
+        found = known & (pos < len(self._group_keys))
+        found[found] = self._group_keys[pos[found]] == key[found]
+        return np.where(found, pos, -1).astype(np.int64)
 
     def version_index(self, market, category, currency, local_date) -> np.ndarray:
         """Index of the version in force per unit (-1 when none)."""
@@ -150,6 +167,18 @@ class RateTable:
     def has_rate(self, market, category, currency, local_date) -> np.ndarray:
         """True where some version of ``(market, category, currency)`` is in force at the date."""
         return self.version_index(market, category, currency, local_date) >= 0
+
+
+def _codes_among(values: np.ndarray, names: pd.Index) -> np.ndarray:
+    """Position of ``str(value)`` in ``names`` per value (-1 when absent): the values are factorised
+    first (a probe column holds few distinct values), and only the distinct ones are converted and
+    looked up."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    distinct = np.asarray(distinct, dtype=object)
+    if pd.isna(distinct).any():        # None and NaN share a code but not a string: one by one
+        return names.get_indexer(pd.Series(values, dtype=object).astype(str))
+    return names.get_indexer(pd.Series(distinct, dtype=object).astype(str))[codes] if len(values) else \
+        np.zeros(0, dtype=np.int64)
 
 
 def _tier_label(tier_from, tier_to) -> str:
