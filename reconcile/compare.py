@@ -163,7 +163,7 @@ def _expected_by_group(units: pd.DataFrame) -> pd.DataFrame:
     if "currency" in units:
         first = np.full(size, -1, dtype="int64")
         first[group_of_unit[::-1]] = np.arange(len(units) - 1, -1, -1)  # first unit of each group
-        groups["unit_currency"] = units["currency"].to_numpy(dtype=object)[first]
+        groups["unit_currency"] = units["currency"].iloc[first].to_numpy(dtype=object)
     return groups
 
 
@@ -205,11 +205,16 @@ def _invoiced_by_group(lines: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({**{c: pd.Series(dtype=object) for c in VARIANCE_GROUP},
                              "invoiced_quantity": pd.Series(dtype="int64"),
                              "invoiced_amount": pd.Series(dtype="float64")})
+    # one integer group id per line (the groups in order of first appearance, as a groupby with
+    # sort=False), then pandas' sums over that one key: the same per-group sums as a groupby on the
+    # six string columns, without its multi-column factorisation
     frame = pd.DataFrame({c: lines[c].fillna("").astype(str) for c in VARIANCE_GROUP})
-    frame["quantity"] = lines["quantity"].fillna(0).astype("int64")
-    frame["amount"] = lines["amount"].astype("float64")
-    grouped = frame.groupby(VARIANCE_GROUP, sort=False, observed=True, dropna=False)
-    return grouped.agg(invoiced_quantity=("quantity", "sum"), invoiced_amount=("amount", "sum")).reset_index()
+    group_of_line, groups = group_codes(frame, VARIANCE_GROUP)
+    sums = pd.DataFrame({"quantity": lines["quantity"].fillna(0).astype("int64").to_numpy(),
+                         "amount": lines["amount"].astype("float64").to_numpy()}).groupby(group_of_line).sum()
+    groups["invoiced_quantity"] = sums["quantity"].to_numpy()
+    groups["invoiced_amount"] = sums["amount"].to_numpy()
+    return groups
 
 
 # --------------------------------------------------------------------------- drill-down

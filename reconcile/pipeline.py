@@ -283,11 +283,13 @@ def build_run_record(config, inputs, result, units, variance, quality, started, 
     counts = dict(result.counts)
     counts["units"] = int(len(units))
     counts["variance_rows"] = int(len(variance))
-    counts["variance_by_status"] = {s: int((variance["status"] == s).sum()) for s in VARIANCE_STATUSES}
+    by_status = variance["status"].value_counts()
+    counts["variance_by_status"] = {s: int(by_status.get(s, 0)) for s in VARIANCE_STATUSES}
     counts["data_quality"] = quality.counts()
     counts["out_of_scope"] = {"message_rows": int(getattr(inputs.message_rows, "out_of_scope", 0) or 0),
                               **inputs.out_of_scope}
-    eras = sorted(set(units["era"])) if "era" in units.columns else []
+    # distinct values first (Arrow for ``str`` columns), then the Python set of those few
+    eras = sorted(set(units["era"].unique())) if "era" in units.columns else []
     return {
         "run_id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}",
         "started_at": started.isoformat().replace("+00:00", "Z"),
