@@ -314,28 +314,52 @@ def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
     anything else falls back to arrow's dictionary encoding. Codes follow the sorted uniques.
     """
     arr = arrow_strings(values)
-    numeric = _digit_values(arr)
+    numeric = _digit_codes(arr)
     if numeric is not None:
-        codes, uniques = pd.factorize(numeric, sort=True)
-        codes = codes.astype(np.int64, copy=False)
+        codes, first = numeric
         # each name is the input string of its first occurrence (value and length identify the string)
-        first = np.empty(len(uniques), dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
         names = pc.take(arr, pa.array(first))
         return codes, names.cast(pa.string()) if names.type != pa.string() else names
-    enc = pc.dictionary_encode(arr)
-    dictionary = enc.dictionary
+    from . import sorting
+
+    strings = sorting.string_buffers(arr)
+    if strings is not None:          # pc.dictionary_encode, compiled: ids and first occurrences
+        ids, first = sorting.string_ids(strings)
+        dictionary = pc.take(arr, pa.array(first))
+    else:
+        enc = pc.dictionary_encode(arr)
+        dictionary = enc.dictionary
+        ids = np.asarray(enc.indices, dtype=np.int64)
     order = np.asarray(pc.sort_indices(dictionary), dtype=np.int64)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
-    codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(order) else np.zeros(len(enc), np.int64)
+    codes = sorting.renumber(ids, rank) if len(order) else np.zeros(len(arr), np.int64)
     return codes, pc.take(dictionary, pa.array(order))
+
+
+def _digit_codes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """If every string is 1..17 ASCII digits: ``pd.factorize(value * 32 + length, sort=True)`` codes and
+    the first position of each distinct value; else ``None``. One compiled pass over the Arrow
+    buffers (:func:`.sorting.digit_codes`) when ``arr`` is a plain string array, else by Arrow and pandas."""
+    if len(arr) == 0:
+        return None
+    from . import sorting
+
+    strings = sorting.string_buffers(arr)
+    if strings is not None:
+        return sorting.digit_codes(strings)
+    numeric = _digit_values(arr)
+    if numeric is None:
+        return None
+    codes, uniques = pd.factorize(numeric, sort=True)
+    codes = codes.astype(np.int64, copy=False)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
+    return codes, first
 
 
 def _digit_values(arr: pa.Array) -> np.ndarray | None:
     """``value * 32 + length`` of each string if all are 1..17 ASCII digits, else ``None``."""
-    if len(arr) == 0:
-        return None
     lengths = np.asarray(pc.binary_length(arr), dtype=np.int64)
     if lengths.min() < 1 or lengths.max() > 17:
         return None
@@ -396,25 +420,40 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     with neither ``delivered_at`` nor ``read_at``: error, not charged), ``missing_received_time``
     (inbound without ``sent_at``: error, ignored).
     """
+    from . import sorting
+
     n = len(deduped)
     account_ids = arrow_strings(accounts["waba_id"])
     if pc.count_distinct(account_ids).as_py() != len(account_ids):
         raise InputError("account listed twice", source="accounts", column="waba_id")
-    account = pc.index_in(arrow_strings(deduped["waba_id"]), value_set=account_ids)
-    account = np.asarray(pc.fill_null(account, -1), dtype=np.int64) if n else np.zeros(0, np.int64)
-    direction = deduped["direction"]
-    inbound = (direction == "inbound").to_numpy(dtype=bool)
-    outbound = (direction == "outbound").to_numpy(dtype=bool)
-    billable = outbound & deduped["status"].isin(("delivered", "read")).to_numpy(dtype=bool)
+    waba = arrow_strings(deduped["waba_id"])
+    waba_b, account_b = sorting.string_buffers(waba), sorting.string_buffers(account_ids)
+    if not n:
+        account = np.zeros(0, np.int64)
+    elif waba_b is not None and account_b is not None:        # pc.index_in, compiled
+        account = sorting.lookup_strings(waba_b, account_b)
+    else:
+        account = np.asarray(pc.fill_null(pc.index_in(waba, value_set=account_ids), -1), dtype=np.int64)
     delivered = _instants_ns(deduped["delivered_at"])
     read = _instants_ns(deduped["read_at"])
     sent = _instants_ns(deduped["sent_at"])
-    charge = np.where(delivered != NAT_NS, delivered, read)
-    charge = np.where(inbound, sent, np.where(billable, charge, NAT_NS))
+    direction_b = _buffers(deduped["direction"])
+    status_b = _buffers(deduped["status"])
+    if direction_b is not None and status_b is not None:
+        # the expressions below in one compiled pass (Arrow strings without nulls)
+        inbound, billable, charge, unknown, missing_time, missing_in = sorting.classify_rows(
+            direction_b, status_b, delivered, read, sent, account)
+    else:
+        direction = deduped["direction"]
+        inbound = (direction == "inbound").to_numpy(dtype=bool)
+        outbound = (direction == "outbound").to_numpy(dtype=bool)
+        billable = outbound & deduped["status"].isin(("delivered", "read")).to_numpy(dtype=bool)
+        charge = np.where(delivered != NAT_NS, delivered, read)
+        charge = np.where(inbound, sent, np.where(billable, charge, NAT_NS))
+        unknown = account < 0
+        missing_time = billable & (charge == NAT_NS) & ~unknown
+        missing_in = inbound & (charge == NAT_NS) & ~unknown
 
-    unknown = account < 0
-    missing_time = billable & (charge == NAT_NS) & ~unknown
-    missing_in = inbound & (charge == NAT_NS) & ~unknown
     _report(quality, deduped, unknown, "error", "unknown_account", "waba_id",
             "account not in the accounts file: message excluded")
     _report(quality, deduped, missing_time, "error", "missing_delivery_time", "delivered_at",
@@ -479,75 +518,114 @@ def prepare_events(deduped: pd.DataFrame, classes: MessageClasses) -> PreparedEv
     Sort order (rule book section 0, "Ties"): key, instant, inbound before outbound, message_id.
     Keys are factorised with sorted uniques so that the order does not depend on input order.
     """
+    from . import sorting
+
     usable = (classes.inbound | classes.billable) & ~classes.excluded
     rows = np.flatnonzero(usable)
-    t = classes.charge_ns[rows]
-    inbound = classes.inbound[rows]
     phone_all, phone_names = sorted_codes(deduped["phone_number_id"])
     user_all, user_names = sorted_codes(deduped["user_wa_id"])
-    phone, user = phone_all[rows], user_all[rows]
-    key = phone * max(len(user_names), 1) + user
-
-    order = _sort_events(key, t, inbound)
-    order = _break_ties_by_message_id(order, key, t, inbound, deduped["message_id"], rows)
-    rows, t, inbound, key, phone, user = rows[order], t[order], inbound[order], key[order], phone[order], user[order]
-    account = classes.account[rows]
-
-    entry = (deduped["entry_point"] != "").to_numpy(dtype=bool)[rows] & inbound
-    template = (deduped["message_kind"] != "free_form").to_numpy(dtype=bool)[rows] & ~inbound
-    cat_col = deduped["template_category"]
-    category_all = np.full(len(deduped), -1, dtype=np.int64)
-    for name, code in TEMPLATE_CATEGORY_CODES.items():
-        category_all[(cat_col == name).to_numpy(dtype=bool)] = code
-    category = category_all[rows]
+    n_users = max(len(user_names), 1)
+    attrs = _row_attributes(deduped, classes)
+    (rows, key, t, inbound, phone, user, account, entry, template, category) = _sorted_events(
+        rows, phone_all, user_all, n_users, classes.charge_ns, classes.inbound, attrs, deduped["message_id"])
 
     zone_idx = classes.zone_of_account[account] if len(account) else np.zeros(0, np.int64)
     day = local_days(t, zone_idx, classes.zones)
-    regime = np.searchsorted(eras.regime_start_days(), day, side="right").astype(np.int64) - 1
-    era = np.searchsorted(eras.era_start_days(), day, side="right").astype(np.int64) - 1
-    bounds = era_boundaries(classes.zones)
-    next_boundary = bounds[zone_idx, era] if len(rows) else np.zeros(0, np.int64)
+    # regime = searchsorted(regime starts, day, "right") - 1; next_boundary = bounds[zone, era of the day]
+    regime, next_boundary = sorting.era_columns(day, zone_idx, eras.regime_start_days(), eras.era_start_days(),
+                                                era_boundaries(classes.zones))
     return PreparedEvents(rows=rows, key=key, t=t, inbound=inbound, entry_point=entry, template=template,
                           category=category, regime=regime, next_boundary=next_boundary, local_day=day,
                           account=account, phone=phone, user=user, phone_names=phone_names, user_names=user_names)
 
 
-def _sort_events(key: np.ndarray, t: np.ndarray, inbound: np.ndarray) -> np.ndarray:
-    """Order by (key, instant, inbound first). One argsort of a packed int64 when it fits, else lexsort."""
-    n = len(t)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    out_flag = (~inbound).astype(np.int64)
-    t0 = int(t.min())
-    rel = t - t0
-    for unit in (1_000_000_000, 1_000_000, 1_000, 1):
-        if unit == 1 or not np.any(rel % unit):
-            rel = rel // unit
-            break
-    span = (int(rel.max()) + 1) * 2
-    n_keys = int(key.max()) + 1
-    if n_keys * span < 2 ** 62:
-        return np.argsort(key * span + rel * 2 + out_flag)
-    return np.lexsort((out_flag, t, key))
+def _buffers(column: pd.Series):
+    """Offsets and bytes of an Arrow-backed string column without nulls, else ``None``."""
+    from .sorting import string_buffers
+
+    arr = getattr(column.array, "_pa_array", None)
+    return string_buffers(arr) if arr is not None else None
 
 
-def _break_ties_by_message_id(order: np.ndarray, key: np.ndarray, t: np.ndarray, inbound: np.ndarray,
-                              message_ids: pd.Series, rows: np.ndarray) -> np.ndarray:
-    """Reorder runs of equal (key, instant, direction) by ``message_id`` (only the tied events)."""
-    if len(order) < 2:
-        return order
-    ks, ts, ds = key[order], t[order], inbound[order]
-    same = (ks[1:] == ks[:-1]) & (ts[1:] == ts[:-1]) & (ds[1:] == ds[:-1])
-    if not same.any():
-        return order
-    tied = np.zeros(len(order), dtype=bool)
+def _row_attributes(deduped: pd.DataFrame, classes: MessageClasses) -> np.ndarray:
+    """Per message, packed in one int64 (:func:`.sorting.row_attributes`): ``inbound & (entry_point != "")``,
+    ``~inbound & (message_kind != "free_form")``, template category code + 1 (0 when none), account."""
+    columns = [_buffers(deduped[c]) for c in ("entry_point", "message_kind", "template_category")]
+    names = [name.encode() for name in TEMPLATE_CATEGORY_CODES]
+    if all(b is not None for b in columns) and len({len(b) for b in names}) == len(names):
+        from .sorting import row_attributes      # Arrow strings without nulls: one compiled pass
+
+        return row_attributes(classes.inbound, classes.account, *columns, TEMPLATE_CATEGORY_CODES)
+    from .sorting import ATTR_ACCOUNT_SHIFT, ATTR_CATEGORY_SHIFT, ATTR_ENTRY, ATTR_TEMPLATE
+
+    inbound = classes.inbound
+    entry = (deduped["entry_point"] != "").to_numpy(dtype=bool) & inbound
+    template = (deduped["message_kind"] != "free_form").to_numpy(dtype=bool) & ~inbound
+    cat_col = deduped["template_category"]
+    category = np.full(len(deduped), -1, dtype=np.int64)
+    for name, code in TEMPLATE_CATEGORY_CODES.items():
+        category[(cat_col == name).to_numpy(dtype=bool)] = code
+    return ((classes.account << ATTR_ACCOUNT_SHIFT) | ((category + 1) << ATTR_CATEGORY_SHIFT)
+            | np.where(entry, ATTR_ENTRY, 0) | np.where(template, ATTR_TEMPLATE, 0)).astype(np.int64)
+
+
+#: widest packed sort value (bits) sorted by the radix sort; wider ones use ``np.lexsort``
+PACKED_SORT_BITS = 62
+
+
+def _sorted_events(rows: np.ndarray, phone_all: np.ndarray, user_all: np.ndarray, n_users: int, t_all: np.ndarray,
+                   inbound_all: np.ndarray, attrs: np.ndarray, message_ids: pd.Series) -> tuple:
+    """Sort the events ``rows`` by (key, instant, inbound first, message_id), key = phone * n_users + user,
+    and return per sorted event: row, key, instant, inbound, phone, user, account, entry point,
+    template, category.
+
+    Phone, user, instant and direction are packed into one integer (``phone | user | instant << 1 |
+    outbound``, bit fields from high to low, the instant relative to the first and in the coarsest
+    unit of 1 s, 1 ms, 1 us, 1 ns that is exact) and sorted by a compiled radix sort, the columns then
+    decoded from the sorted values; wider than :data:`PACKED_SORT_BITS` bits, ``np.lexsort``. Runs of
+    equal values are ordered by ``message_id``."""
+    from . import sorting
+
+    if len(rows) == 0:
+        e = np.zeros(0, np.int64)
+        b = np.zeros(0, bool)
+        return e, e.copy(), e.copy(), b, e.copy(), e.copy(), e.copy(), b.copy(), b.copy(), e.copy()
+    t0, t1, pmax, umax, unit = sorting.event_stats(rows, phone_all, user_all, t_all)
+    user_shift = ((t1 - t0) // unit).bit_length() + 1
+    phone_shift = user_shift + umax.bit_length()
+    bits = phone_shift + pmax.bit_length()
+    if bits <= PACKED_SORT_BITS and t0 != NAT_NS:
+        rows, packed = sorting.radix_sort_events(rows, phone_all, user_all, t_all, inbound_all, t0, unit,
+                                                 user_shift, phone_shift, bits)
+        pos, run = sorting.tied_runs(packed)
+        rows = _break_ties_by_message_id(rows, pos, run, message_ids)
+        return (rows, *sorting.decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users))
+    key = phone_all[rows] * n_users + user_all[rows]
+    inbound = inbound_all[rows]
+    order = np.lexsort(((~inbound).astype(np.int64), t_all[rows], key))
+    rows = rows[order]
+    key, t, inbound = key[order], t_all[rows], inbound[order]
+    same = (key[1:] == key[:-1]) & (t[1:] == t[:-1]) & (inbound[1:] == inbound[:-1])
+    tied = np.zeros(len(rows), dtype=bool)
     tied[1:] |= same
     tied[:-1] |= same
     pos = np.flatnonzero(tied)
     run = np.cumsum(np.r_[True, ~same])[pos]      # run id of each tied position
-    mids = message_ids.iloc[rows[order[pos]]].astype(str).to_numpy(dtype=object)
+    rows = _break_ties_by_message_id(rows, pos, run, message_ids)
+    a = attrs[rows]
+    return (rows, key, t, inbound, phone_all[rows], user_all[rows], a >> 8, (a & 1) != 0, (a & 2) != 0,
+            ((a >> 2) & 63) - 1)
+
+
+def _break_ties_by_message_id(rows: np.ndarray, pos: np.ndarray, run: np.ndarray, message_ids: pd.Series
+                              ) -> np.ndarray:
+    """Reorder the sorted rows at the tied positions ``pos`` (runs ``run`` of equal key, instant and
+    direction) by ``message_id``."""
+    if len(pos) == 0:
+        return rows
+    mids = message_ids.iloc[rows[pos]].astype(str).to_numpy(dtype=object)
     _, rank = np.unique(mids, return_inverse=True)
     sub = np.lexsort((rank, run))
-    order = order.copy()
-    order[pos] = order[pos][sub]
-    return order
+    rows = np.array(rows, dtype=np.int64)
+    rows[pos] = rows[pos][sub]
+    return rows

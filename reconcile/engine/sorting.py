@@ -1,0 +1,560 @@
+"""Compiled helpers of :mod:`.prepare`: string matching over Arrow buffers, sorted factorisation of
+digit strings, the radix sort of the events and the per-event columns decoded from the sort.
+
+Every kernel is an exact, faster form of a numpy/pandas/Arrow expression that :mod:`.prepare` keeps
+as its fallback (columns that are not Arrow strings without nulls, sort keys wider than 62 bits);
+loops run over rows inside compiled code. Strings are read from an Arrow ``string``/``large_string``
+array's buffers (offsets, bytes). Every array argument is passed read-only (:func:`_ro`, as Arrow's
+buffers are), so each kernel has one signature, loaded from numba's cache by :func:`warm_up`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+#: per-row attributes packed into one int64 (see :func:`row_attributes`)
+ATTR_ENTRY, ATTR_TEMPLATE, ATTR_CATEGORY_SHIFT, ATTR_ACCOUNT_SHIFT = 1, 2, 2, 8
+
+
+def _ro(x, dtype=None) -> np.ndarray:
+    """A read-only C-contiguous view (a copy only if not contiguous or of another dtype)."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
+    return x
+
+
+def string_buffers(arr) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(offsets int64, bytes uint8)`` of a one-chunk Arrow string array without nulls, else ``None``."""
+    if isinstance(arr, pa.ChunkedArray):
+        if arr.num_chunks != 1:
+            return None
+        arr = arr.chunk(0)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or arr.null_count:
+        return None
+    n = len(arr)
+    buffers = arr.buffers()
+    if buffers[1] is None:
+        return _ro(np.zeros(n + 1, np.int64)), _ro(np.zeros(1, np.uint8))
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(buffers[1], dtype=width)[arr.offset:arr.offset + n + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and buffers[2].size \
+        else np.zeros(1, np.uint8)
+    return _ro(offsets, np.int64), _ro(data)
+
+
+def vocabulary_table(words) -> tuple[np.ndarray, np.ndarray]:
+    """A few words of distinct byte lengths (UTF-8) for :func:`_word_at`: ``by_length[n]`` = index of the
+    word of ``n`` bytes (-1 if none; the last entry, for longer strings, is -1) and the words' bytes,
+    one row each (zero padded)."""
+    encoded = [str(w).encode("utf-8") for w in words]
+    lengths = [len(b) for b in encoded]
+    if len(set(lengths)) != len(lengths):
+        raise ValueError("vocabulary words need distinct lengths")
+    by_length = np.full(max(lengths, default=0) + 2, -1, np.int64)
+    table = np.zeros((max(len(encoded), 1), max(max(lengths, default=0), 1)), np.int64)
+    for w, b in enumerate(encoded):
+        by_length[len(b)] = w
+        table[w, :len(b)] = np.frombuffer(b, dtype=np.uint8)
+    return _ro(by_length), _ro(table)
+
+
+# =========================================================================== matching
+@njit(cache=True, inline="always")
+def _word_at(offsets, data, i, by_length, words):
+    """Index of the vocabulary word equal to string ``i``, -1 if none: the length picks the only
+    candidate word, whose bytes are then compared."""
+    a = offsets[i]
+    length = offsets[i + 1] - a
+    w = by_length[min(length, by_length.shape[0] - 1)]
+    if w >= 0:
+        k = 0
+        while k < length and data[a + k] == words[w, k]:
+            k += 1
+        if k != length:
+            w = -1
+    return w
+
+
+@njit(cache=True)
+def _lookup_strings(offsets, data, koff, kdata):
+    """Position of each string among the (distinct) keys, -1 if absent. FNV-1a hashes in a small
+    open-addressing table; a hit is confirmed on the bytes."""
+    nk = koff.shape[0] - 1
+    size = 16
+    while size < 2 * nk:
+        size <<= 1
+    mask = np.uint64(size - 1)
+    table = np.full(size, -1, np.int64)
+    for k in range(nk):
+        h = _FNV_OFFSET
+        for j in range(koff[k], koff[k + 1]):
+            h = (h ^ np.uint64(kdata[j])) * _FNV_PRIME
+        s = (h ^ (h >> np.uint64(29))) & mask
+        while table[s] >= 0:
+            s = (s + np.uint64(1)) & mask
+        table[s] = k
+    n = offsets.shape[0] - 1
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        a = offsets[i]
+        length = offsets[i + 1] - a
+        h = _FNV_OFFSET
+        for j in range(a, a + length):
+            h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+        s = (h ^ (h >> np.uint64(29))) & mask
+        found = -1
+        while table[s] >= 0:
+            k = table[s]
+            b = koff[k]
+            if koff[k + 1] - b == length:
+                q = 0
+                while q < length and data[a + q] == kdata[b + q]:
+                    q += 1
+                if q == length:
+                    found = k
+                    break
+            s = (s + np.uint64(1)) & mask
+        out[i] = found
+    return out
+
+
+def lookup_strings(strings, keys) -> np.ndarray:
+    """``pc.index_in(strings, value_set=keys)`` with -1 for absent (both from :func:`string_buffers`,
+    the keys distinct)."""
+    return _lookup_strings(strings[0], strings[1], keys[0], keys[1])
+
+
+@njit(cache=True)
+def _classify_rows(dir_off, dir_data, st_off, st_data, delivered, read, sent, account, dir_len, dir_words,
+                   st_len, st_words):
+    n = account.shape[0]
+    nat = np.iinfo(np.int64).min
+    inbound = np.empty(n, np.bool_)
+    billable = np.empty(n, np.bool_)
+    charge = np.empty(n, np.int64)
+    unknown = np.empty(n, np.bool_)
+    missing_time = np.empty(n, np.bool_)
+    missing_in = np.empty(n, np.bool_)
+    for i in range(n):
+        d = _word_at(dir_off, dir_data, i, dir_len, dir_words)             # 0 inbound, 1 outbound
+        inb = d == 0
+        bill = (d == 1) & (_word_at(st_off, st_data, i, st_len, st_words) >= 0)   # delivered / read
+        di = delivered[i]
+        c = di if di != nat else read[i]
+        c = sent[i] if inb else (c if bill else nat)
+        unk = account[i] < 0
+        inbound[i] = inb
+        billable[i] = bill
+        charge[i] = c
+        unknown[i] = unk
+        missing_time[i] = bill & (c == nat) & (not unk)
+        missing_in[i] = inb & (c == nat) & (not unk)
+    return inbound, billable, charge, unknown, missing_time, missing_in
+
+
+def classify_rows(direction, status, delivered, read, sent, account):
+    """Per message, from the ``direction``/``status`` strings (:func:`string_buffers`), the instants
+    (int64 ns, NaT = int64 min) and the account index: ``inbound`` (direction "inbound"), ``billable``
+    (direction "outbound" and status "delivered"/"read"), the charge instant (``sent`` when inbound,
+    ``delivered`` else ``read`` when billable, else NaT), ``unknown`` (account < 0) and the masks
+    ``billable & NaT & known`` (missing delivery time), ``inbound & NaT & known`` (missing received time)."""
+    dir_len, dir_words = vocabulary_table(("inbound", "outbound"))
+    st_len, st_words = vocabulary_table(("delivered", "read"))
+    return _classify_rows(direction[0], direction[1], status[0], status[1], _ro(delivered, np.int64),
+                          _ro(read, np.int64), _ro(sent, np.int64), _ro(account, np.int64), dir_len, dir_words,
+                          st_len, st_words)
+
+
+# =========================================================================== sorted codes
+@njit(cache=True)
+def _digit_codes(offsets, data):
+    """``pd.factorize(value * 32 + length, sort=True)`` codes of digit strings and the first position
+    of each distinct value; ``ok`` False (and nothing else meaningful) unless every string is 1..17
+    ASCII digits. One pass parses and inserts into an open-addressing table (kept under half full,
+    rebuilt twice as large when needed); the distinct values are then sorted and the codes renumbered."""
+    n = offsets.shape[0] - 1
+    size = 1024
+    shift = np.uint64(64 - 10)
+    table = np.full((size, 2), -1, np.int64)     # (value, id) side by side: one cache line per probe
+    first = np.empty(64, np.int64)
+    uniq = np.empty(64, np.int64)
+    nu = 0
+    code = np.empty(n, np.int64)
+    for i in range(n):
+        a = offsets[i]
+        length = offsets[i + 1] - a
+        if length < 1 or length > 17:
+            return code, first[:0], False
+        v = np.int64(0)
+        for j in range(a, a + length):
+            c = np.int64(data[j]) - 48
+            if c < 0 or c > 9:
+                return code, first[:0], False
+            v = v * 10 + c
+        v = v * 32 + length
+        s = (np.uint64(v) * _MIX) >> shift
+        while table[s, 1] >= 0 and table[s, 0] != v:
+            s = (s + np.uint64(1)) & np.uint64(size - 1)
+        if table[s, 1] >= 0:
+            code[i] = table[s, 1]
+            continue
+        if nu == first.shape[0]:
+            grown = np.empty(2 * nu, np.int64)
+            grown[:nu] = first
+            first = grown
+            grown = np.empty(2 * nu, np.int64)
+            grown[:nu] = uniq
+            uniq = grown
+        first[nu] = i
+        uniq[nu] = v
+        table[s, 0] = v
+        table[s, 1] = nu
+        code[i] = nu
+        nu += 1
+        if 2 * nu > size:
+            size *= 2
+            shift -= np.uint64(1)
+            table = np.full((size, 2), -1, np.int64)
+            for u in range(nu):
+                w = uniq[u]
+                t = (np.uint64(w) * _MIX) >> shift
+                while table[t, 1] >= 0:
+                    t = (t + np.uint64(1)) & np.uint64(size - 1)
+                table[t, 0] = w
+                table[t, 1] = u
+    order = np.argsort(uniq[:nu])
+    rank = np.empty(nu, np.int64)
+    firsts = np.empty(nu, np.int64)
+    for r in range(nu):
+        rank[order[r]] = r
+        firsts[r] = first[order[r]]
+    for i in range(n):
+        code[i] = rank[code[i]]
+    return code, firsts, True
+
+
+def digit_codes(strings):
+    """``(codes, first)`` of :func:`_digit_codes`, or ``None`` if some string is not 1..17 ASCII digits."""
+    code, first, ok = _digit_codes(strings[0], strings[1])
+    return (code, first) if ok else None
+
+
+@njit(cache=True)
+def _string_ids(offsets, data):
+    """Id of each string in order of first occurrence, and the first position of each distinct string
+    (FNV-1a hashes in an open-addressing table kept under half full; a hit is confirmed on the bytes)."""
+    n = offsets.shape[0] - 1
+    size = 1024
+    table = np.full(size, -1, np.int64)        # id of the distinct string in the slot
+    hashes = np.empty(64, np.uint64)
+    first = np.empty(64, np.int64)
+    nu = 0
+    ids = np.empty(n, np.int64)
+    for i in range(n):
+        a = offsets[i]
+        length = offsets[i + 1] - a
+        h = _FNV_OFFSET
+        for j in range(a, a + length):
+            h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+        mask = np.uint64(size - 1)
+        s = (h ^ (h >> np.uint64(29))) & mask
+        found = -1
+        while table[s] >= 0:
+            u = table[s]
+            if hashes[u] == h:
+                b = offsets[first[u]]
+                if offsets[first[u] + 1] - b == length:
+                    q = 0
+                    while q < length and data[a + q] == data[b + q]:
+                        q += 1
+                    if q == length:
+                        found = u
+                        break
+            s = (s + np.uint64(1)) & mask
+        if found >= 0:
+            ids[i] = found
+            continue
+        if nu == first.shape[0]:
+            grown = np.empty(2 * nu, np.int64)
+            grown[:nu] = first
+            first = grown
+            grown_h = np.empty(2 * nu, np.uint64)
+            grown_h[:nu] = hashes
+            hashes = grown_h
+        first[nu] = i
+        hashes[nu] = h
+        table[s] = nu
+        ids[i] = nu
+        nu += 1
+        if 2 * nu > size:
+            size *= 2
+            mask = np.uint64(size - 1)
+            table = np.full(size, -1, np.int64)
+            for u in range(nu):
+                hu = hashes[u]
+                t = (hu ^ (hu >> np.uint64(29))) & mask
+                while table[t] >= 0:
+                    t = (t + np.uint64(1)) & mask
+                table[t] = u
+    return ids, first[:nu].copy()
+
+
+def string_ids(strings):
+    """``(ids, first)``: each string's id in order of first occurrence (``pc.dictionary_encode`` indices)
+    and the first position of each distinct string (its dictionary)."""
+    return _string_ids(strings[0], strings[1])
+
+
+@njit(cache=True)
+def _renumber(ids, rank):
+    out = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        out[i] = rank[ids[i]]
+    return out
+
+
+def renumber(ids, rank):
+    """``rank[ids]`` (int64)."""
+    return _renumber(_ro(ids, np.int64), _ro(rank, np.int64))
+
+
+# =========================================================================== events
+@njit(cache=True)
+def _row_attributes(inbound, account, ep_off, mk_off, mk_data, tc_off, tc_data, kind_len, kind_words,
+                    cat_len, cat_words, category_codes):
+    n = inbound.shape[0]
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        inb = inbound[i]
+        entry = inb & (ep_off[i + 1] > ep_off[i])
+        template = (not inb) & (_word_at(mk_off, mk_data, i, kind_len, kind_words) != 0)
+        c = _word_at(tc_off, tc_data, i, cat_len, cat_words)
+        cat = category_codes[max(c, 0)] + 1 if c >= 0 else 0
+        out[i] = np.int64(entry) | (np.int64(template) << 1) | (cat << 2) | (account[i] << 8)
+    return out
+
+
+def row_attributes(inbound, account, entry_point, message_kind, template_category, category_codes: dict):
+    """Per message, one int64: bit 0 ``inbound & (entry_point != "")``, bit 1 ``~inbound & (message_kind !=
+    "free_form")``, bits 2-7 the template category code + 1 (0 when none), bits 8+ the account index.
+    The strings come from :func:`string_buffers`; ``category_codes`` maps category names (of distinct
+    lengths) to codes < 63."""
+    assert all(0 <= c < 63 for c in category_codes.values())
+    kind_len, kind_words = vocabulary_table(("free_form",))
+    cat_len, cat_words = vocabulary_table(tuple(category_codes))
+    codes = _ro(np.array(list(category_codes.values()) or [0], dtype=np.int64))
+    return _row_attributes(_ro(inbound, np.bool_), _ro(account, np.int64), entry_point[0], message_kind[0],
+                           message_kind[1], template_category[0], template_category[1], kind_len, kind_words,
+                           cat_len, cat_words, codes)
+
+
+@njit(cache=True)
+def _event_stats(rows, phone, user, t_all):
+    m = rows.shape[0]
+    t0 = np.iinfo(np.int64).max
+    t1 = np.iinfo(np.int64).min
+    pmax = np.int64(0)
+    umax = np.int64(0)
+    for j in range(m):
+        r = rows[j]
+        t = t_all[r]
+        t0 = min(t0, t)
+        t1 = max(t1, t)
+        pmax = max(pmax, phone[r])
+        umax = max(umax, user[r])
+    d9 = True
+    d6 = True
+    d3 = True
+    for j in range(m):
+        rel = t_all[rows[j]] - t0
+        if rel % 1000 != 0:
+            d9 = d6 = d3 = False
+            break
+        if d6 and rel % 1_000_000 != 0:
+            d9 = d6 = False
+        elif d9 and rel % 1_000_000_000 != 0:
+            d9 = False
+    unit = 1_000_000_000 if d9 else 1_000_000 if d6 else 1000 if d3 else 1
+    return t0, t1, pmax, umax, np.int64(unit)
+
+
+def event_stats(rows, phone, user, t_all) -> tuple[int, int, int, int, int]:
+    """Of the events ``rows``: first and last instant, largest phone and user code, and the largest of
+    1e9, 1e6, 1e3, 1 ns dividing every ``t - first`` (the events have instants)."""
+    t0, t1, pmax, umax, unit = _event_stats(_ro(rows, np.int64), _ro(phone, np.int64), _ro(user, np.int64),
+                                            _ro(t_all, np.int64))
+    return int(t0), int(t1), int(pmax), int(umax), int(unit)
+
+
+@njit(cache=True)
+def _radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shift, phone_shift, bits):
+    m = rows.shape[0]
+    a = np.empty(m, np.uint64)
+    ia = np.empty(m, np.int64)
+    for j in range(m):
+        r = rows[j]
+        flag = np.int64(0) if inbound_all[r] else np.int64(1)
+        a[j] = np.uint64((phone[r] << phone_shift) | (user[r] << user_shift) | ((t_all[r] - t0) // unit) << 1 | flag)
+        ia[j] = r
+    passes = max(1, (bits + 10) // 11)      # digits of at most 11 bits: the buckets' write positions stay in cache
+    width = (bits + passes - 1) // passes
+    nb = 1 << width
+    dmask = np.uint64(nb - 1)
+    counts = np.zeros((passes, nb), np.int64)
+    for j in range(m):
+        v = a[j]
+        for p in range(passes):
+            counts[p, np.int64((v >> np.uint64(p * width)) & dmask)] += 1
+    b = np.empty(m, np.uint64)
+    ib = np.empty(m, np.int64)
+    for p in range(passes):
+        shift = np.uint64(p * width)
+        if m == 0 or counts[p, np.int64((a[0] >> shift) & dmask)] == m:
+            continue                     # every value has the same digit here: nothing moves
+        total = np.int64(0)
+        for d in range(nb):
+            c = counts[p, d]
+            counts[p, d] = total
+            total += c
+        for j in range(m):
+            v = a[j]
+            d = np.int64((v >> shift) & dmask)
+            q = counts[p, d]
+            counts[p, d] = q + 1
+            b[q] = v
+            ib[q] = ia[j]
+        a, b = b, a
+        ia, ib = ib, ia
+    return ia, a
+
+
+def radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shift, phone_shift, bits):
+    """The events ``rows`` sorted (stable LSD radix sort) by the packed value ``phone << phone_shift |
+    user << user_shift | (t - t0) // unit << 1 | outbound`` (< 2**bits, bits <= 63): returns the sorted
+    rows and the sorted packed values (``uint64``)."""
+    return _radix_sort_events(_ro(rows, np.int64), _ro(phone, np.int64), _ro(user, np.int64), _ro(t_all, np.int64),
+                              _ro(inbound_all, np.bool_), np.int64(t0), np.int64(unit), np.int64(user_shift),
+                              np.int64(phone_shift), np.int64(bits))
+
+
+@njit(cache=True)
+def _tied_runs(values):
+    m = values.shape[0]
+    count = 0
+    for j in range(1, m):
+        if values[j] == values[j - 1]:
+            count += 2 if j == 1 or values[j - 1] != values[j - 2] else 1
+    pos = np.empty(count, np.int64)
+    run = np.empty(count, np.int64)
+    c = 0
+    r = 0
+    for j in range(1, m):
+        if values[j] == values[j - 1]:
+            if j == 1 or values[j - 1] != values[j - 2]:
+                r += 1
+                pos[c] = j - 1
+                run[c] = r
+                c += 1
+            pos[c] = j
+            run[c] = r
+            c += 1
+    return pos, run
+
+
+def tied_runs(sorted_values):
+    """Positions lying in a run of equal consecutive values (ascending) and the run number of each."""
+    return _tied_runs(_ro(sorted_values, np.uint64))
+
+
+@njit(cache=True)
+def _decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users):
+    m = rows.shape[0]
+    key = np.empty(m, np.int64)
+    t = np.empty(m, np.int64)
+    inbound = np.empty(m, np.bool_)
+    phone = np.empty(m, np.int64)
+    user = np.empty(m, np.int64)
+    account = np.empty(m, np.int64)
+    entry = np.empty(m, np.bool_)
+    template = np.empty(m, np.bool_)
+    category = np.empty(m, np.int64)
+    tmask = (np.int64(1) << user_shift) - 1
+    umask = (np.int64(1) << (phone_shift - user_shift)) - 1
+    for j in range(m):
+        v = np.int64(packed[j])
+        p = v >> phone_shift
+        u = (v >> user_shift) & umask
+        phone[j] = p
+        user[j] = u
+        key[j] = p * n_users + u
+        t[j] = t0 + ((v & tmask) >> 1) * unit
+        inbound[j] = (v & 1) == 0
+        a = attrs[rows[j]]
+        account[j] = a >> 8
+        entry[j] = (a & 1) != 0
+        template[j] = (a & 2) != 0
+        category[j] = ((a >> 2) & 63) - 1
+    return key, t, inbound, phone, user, account, entry, template, category
+
+
+def decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users):
+    """Per sorted event: key (``phone * n_users + user``), instant, inbound, phone, user (from the
+    packed values of :func:`radix_sort_events`), account, entry point, template, category (from the
+    row's :func:`row_attributes`)."""
+    return _decode_events(_ro(rows, np.int64), _ro(packed, np.uint64), _ro(attrs, np.int64), np.int64(t0),
+                          np.int64(unit), np.int64(user_shift), np.int64(phone_shift), np.int64(n_users))
+
+
+@njit(cache=True)
+def _era_columns(day, zone_idx, regime_starts, era_starts, bounds):
+    m = day.shape[0]
+    regime = np.empty(m, np.int64)
+    nxt = np.empty(m, np.int64)
+    nr = regime_starts.shape[0]
+    ne = era_starts.shape[0]
+    ncol = bounds.shape[1]
+    for j in range(m):
+        d = day[j]
+        k = 0
+        while k < nr and regime_starts[k] <= d:
+            k += 1
+        regime[j] = k - 1
+        e = 0
+        while e < ne and era_starts[e] <= d:
+            e += 1
+        e -= 1
+        nxt[j] = bounds[zone_idx[j], e if e >= 0 else e + ncol]
+    return regime, nxt
+
+
+def era_columns(day, zone_idx, regime_starts, era_starts, bounds):
+    """``searchsorted(regime_starts, day, "right") - 1`` and ``bounds[zone_idx, searchsorted(era_starts,
+    day, "right") - 1]`` (numpy indexing: -1 is the last column); the starts ascending."""
+    return _era_columns(_ro(day, np.int64), _ro(zone_idx, np.int64), _ro(regime_starts, np.int64),
+                        _ro(era_starts, np.int64), _ro(bounds, np.int64))
+
+
+def warm_up() -> None:
+    """Call every kernel once on tiny inputs of the argument types :mod:`.prepare` uses (loads them from
+    numba's cache, or compiles them)."""
+    strings = string_buffers(pa.array(["12", "3"], type=pa.large_string()))
+    i = np.zeros(2, np.int64)
+    b = np.zeros(2, np.bool_)
+    lookup_strings(strings, strings)
+    classify_rows(strings, strings, i, i, i, i)
+    digit_codes(strings)
+    ids, first = string_ids(strings)
+    renumber(ids, first)
+    attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
+    event_stats(i, i, i, i)
+    rows, packed = radix_sort_events(i, i, i, i, b, 0, 1, 1, 2, 2)
+    tied_runs(packed)
+    decode_events(rows, packed, attrs, 0, 1, 1, 2, 1)
+    era_columns(i, i, i, i, np.zeros((1, 2), np.int64))
