@@ -176,6 +176,14 @@ def _opener_positions(unit_openers: pd.Series, raw_openers: pd.Series, earlier: 
     return opener_pos, unit_pos, n_period, lambda pos: period_openers.take(pa.array(pos)).to_pylist()
 
 
+def load_kernels() -> None:
+    """Load the compiled kernels from numba's cache (tiny inputs of the real types), so that the first
+    check of a run does not pay for it (``reconcile.engine.start_warm_up`` calls this)."""
+    ids = pd.Series(["m1", "m2"], dtype="str")
+    _codes_in(_arrow_strings(ids), ["m1"])
+    _opener_positions(ids, ids, np.array([False, True]), ids, np.array([True, True]), np.array([True, False]))
+
+
 def _buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """int64 offsets (``n + 1``, the slice's own) and the bytes of a string array."""
     n = len(strings)

@@ -93,7 +93,17 @@ class QualityLog:
     # ------------------------------------------------------------------ reading
     def frame(self) -> pd.DataFrame:
         """All findings in the contract's column order and fixed row order
-        (``severity, code, source, row``, then ``column, message_id, detail`` for determinism)."""
+        (``severity, code, source, row``, then ``column, message_id, detail`` for determinism).
+
+        Findings are only ever appended, so the sorted frame is kept until the next one arrives (a run
+        reads it several times: conservation, run record, publishing); each caller gets its own copy."""
+        key = (len(self._singles), len(self._frames))
+        cached = getattr(self, "_frame_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._frame_cache = (key, self._sorted_frame())
+        return cached[1].copy(deep=False)
+
+    def _sorted_frame(self) -> pd.DataFrame:
         parts = list(self._frames)
         if self._singles:
             parts.append(pd.DataFrame({
