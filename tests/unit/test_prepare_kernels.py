@@ -1,0 +1,207 @@
+"""The compiled paths of ``classify_messages`` / ``prepare_events`` (``reconcile.engine.sorting``)
+against plain references: pandas/Arrow for the codes, the fallback paths (object columns, columns
+with nulls, the ``np.lexsort`` sort) and a Python sort for the event order."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconcile.engine import prepare, sorting
+from reconcile.engine.strategies import TEMPLATE_CATEGORY_CODES
+from reconcile.quality import QualityLog
+
+ZONES = ["UTC", "America/New_York", "Asia/Kolkata"]
+
+
+def _reference_codes(values: list[str]):
+    """Sorted codes as the rule states them: digit strings by (value, length), others by string."""
+    if values and all(v.isascii() and v.isdigit() and 1 <= len(v) <= 17 for v in values):
+        keys = {v: int(v) * 32 + len(v) for v in values}
+    else:
+        keys = {v: v.encode() for v in values}
+    names = sorted(set(values), key=lambda v: keys[v])
+    rank = {v: i for i, v in enumerate(names)}
+    return [rank[v] for v in values], names
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="0123456789", min_size=1, max_size=17),
+                          st.sampled_from(["007", "7", "07", "70", "9", "10"])), max_size=80),
+       st.booleans(), st.booleans())
+def test_sorted_codes_match_the_reference(values, large, spoil):
+    if spoil:                                       # one non-digit value: the string path
+        values = values + ["W01", "é", ""]
+    arr = pa.array(values, type=pa.large_string() if large else pa.string())
+    codes, names = prepare.sorted_codes(pd.Series(pd.array(arr, dtype="str")))
+    exp_codes, exp_names = _reference_codes(values)
+    assert codes.dtype == np.int64 and codes.tolist() == exp_codes
+    assert names.to_pylist() == exp_names
+    # the same through pandas' factorize / Arrow's dictionary encoding (the fallbacks)
+    if not spoil and values:
+        numeric = prepare._digit_values(arr)
+        ref, uniques = pd.factorize(numeric, sort=True)
+        assert ref.tolist() == codes.tolist()
+    enc = pc.dictionary_encode(arr)
+    ids, first = sorting.string_ids(sorting.string_buffers(arr))
+    assert ids.tolist() == enc.indices.to_pylist()
+    assert pc.take(arr, pa.array(first, type=pa.int64())).to_pylist() == enc.dictionary.to_pylist()
+
+
+def test_sorted_codes_of_sliced_and_empty_arrays():
+    arr = pa.array(["x", "30", "4", "30", "004"], type=pa.string()).slice(1)
+    codes, names = prepare.sorted_codes(pd.Series(pd.array(arr, dtype="str")))
+    assert codes.tolist() == [2, 0, 2, 1] and names.to_pylist() == ["4", "004", "30"]     # by (value, length)
+    codes, names = prepare.sorted_codes(pd.Series([], dtype="str"))
+    assert codes.tolist() == [] and len(names) == 0
+
+
+def _frame(rng: np.random.Generator, n: int, *, ties: bool = False, ms: bool = False):
+    accounts = pd.DataFrame({"waba_id": ["A1", "A2", "A3"], "timezone": ZONES})
+    base = np.datetime64("2024-10-30T20:00:00", "ns").astype(np.int64)
+    step = 1_000_000 if ms else 1_000_000_000
+    spread = 6 if ties else 3 * 86_400
+    sent = base + rng.integers(0, spread, n) * step
+    delivered = sent + rng.integers(0, 5, n) * step
+    read = delivered + rng.integers(0, 50, n) * step
+    direction = rng.choice(["inbound", "outbound", "outbound"], n)
+    status = np.where(direction == "inbound", "received", rng.choice(["delivered", "read", "sent", "failed"], n))
+    kind = np.where(direction == "inbound", "", rng.choice(["template", "free_form"], n))
+    category = np.where(kind == "template", rng.choice(["marketing", "utility", "authentication", ""], n), "")
+    entry = np.where(direction == "inbound", rng.choice(["", "", "ad", "page_cta"], n), "")
+    nat = np.iinfo(np.int64).min
+    delivered = np.where(rng.random(n) < 0.1, nat, delivered)
+    read = np.where(rng.random(n) < 0.3, nat, read)
+    sent = np.where(rng.random(n) < 0.02, nat, sent)
+
+    def utc(ns):
+        return pd.Series(pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC"))
+
+    frame = pd.DataFrame({
+        "message_id": pd.Series([f"wamid.{i:05d}" for i in rng.permutation(n)], dtype="str"),
+        "waba_id": pd.Series(rng.choice(["A1", "A2", "A3", "A9"], n, p=[0.4, 0.3, 0.25, 0.05]), dtype="str"),
+        "phone_number_id": pd.Series(rng.choice(["P2", "P10", "P1"], n), dtype="str"),
+        "user_wa_id": pd.Series(rng.choice(["15550001", "4915112", "915550", "0915550"], n), dtype="str"),
+        "direction": pd.Series(direction, dtype="str"),
+        "sent_at": utc(sent),
+        "status": pd.Series(status, dtype="str"),
+        "delivered_at": utc(delivered),
+        "read_at": utc(read),
+        "message_kind": pd.Series(kind, dtype="str"),
+        "template_category": pd.Series(category, dtype="str"),
+        "entry_point": pd.Series(entry, dtype="str"),
+        "source": pd.Series(["m.csv"] * n, dtype="str"),
+        "row": np.arange(1, n + 1),
+    })
+    return frame, accounts
+
+
+def _run(frame, accounts):
+    quality = QualityLog()
+    classes = prepare.classify_messages(frame, accounts, quality)
+    return classes, prepare.prepare_events(frame, classes), quality.frame()
+
+
+def _same(a, b, *, names_as_lists: bool = False):
+    for field in a.__dataclass_fields__:
+        x, y = getattr(a, field), getattr(b, field)
+        if isinstance(x, (pa.Array, pa.ChunkedArray)):
+            assert (x.to_pylist() == y.to_pylist()) if names_as_lists else x.equals(y), field
+        elif isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), field
+        else:
+            assert x == y, field
+
+
+def _as_object(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == "str":
+            out[col] = out[col].astype(object)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_and_fallback_paths_agree(seed):
+    rng = np.random.default_rng(seed)
+    frame, accounts = _frame(rng, 600, ties=seed % 2 == 1, ms=seed == 2)
+    classes, events, findings = _run(frame, accounts)
+    assert len(events.rows) > 0 and len(findings) > 0
+    # object columns take the pandas paths of classify_messages and of the row attributes
+    o_classes, o_events, o_findings = _run(_as_object(frame), accounts)
+    _same(classes, o_classes, names_as_lists=True)
+    _same(events, o_events, names_as_lists=True)
+    pd.testing.assert_frame_equal(findings, o_findings)
+    # the lexsort path of the sort
+    saved = prepare.PACKED_SORT_BITS
+    try:
+        prepare.PACKED_SORT_BITS = 0
+        _, l_events, _ = _run(frame, accounts)
+    finally:
+        prepare.PACKED_SORT_BITS = saved
+    _same(events, l_events)
+
+
+def test_event_order_and_columns_follow_the_rule():
+    rng = np.random.default_rng(11)
+    frame, accounts = _frame(rng, 500, ties=True)
+    classes, ev, _ = _run(frame, accounts)
+    usable = [i for i in range(len(frame)) if (classes.inbound[i] or classes.billable[i]) and not classes.excluded[i]]
+    phone_rank = {v: i for i, v in enumerate(ev.phone_names.to_pylist())}
+    user_rank = {v: i for i, v in enumerate(ev.user_names.to_pylist())}
+    mids = frame["message_id"].tolist()
+
+    def sort_key(i):
+        return (phone_rank[frame["phone_number_id"][i]], user_rank[frame["user_wa_id"][i]], int(classes.charge_ns[i]),
+                not classes.inbound[i], mids[i])
+
+    expected = sorted(usable, key=sort_key)
+    assert ev.rows.tolist() == expected
+    rows = np.array(expected)
+    n_users = len(ev.user_names)
+    assert ev.key.tolist() == [phone_rank[frame["phone_number_id"][i]] * n_users + user_rank[frame["user_wa_id"][i]]
+                               for i in expected]
+    assert np.array_equal(ev.t, classes.charge_ns[rows]) and np.array_equal(ev.account, classes.account[rows])
+    inbound = classes.inbound[rows]
+    assert np.array_equal(ev.inbound, inbound)
+    assert np.array_equal(ev.entry_point, (frame["entry_point"].to_numpy(dtype=object)[rows] != "") & inbound)
+    assert np.array_equal(ev.template, (frame["message_kind"].to_numpy(dtype=object)[rows] != "free_form") & ~inbound)
+    cats = frame["template_category"].to_numpy(dtype=object)[rows]
+    assert ev.category.tolist() == [TEMPLATE_CATEGORY_CODES.get(c, -1) for c in cats]
+
+
+def test_columns_with_nulls_keep_pandas_semantics():
+    rng = np.random.default_rng(5)
+    frame, accounts = _frame(rng, 300)
+    for col in ("entry_point", "message_kind", "template_category", "direction", "status"):
+        values = frame[col].astype(object)
+        values[rng.random(len(values)) < 0.1] = np.nan
+        frame[col] = pd.Series(values, dtype="str")
+    classes, events, findings = _run(frame, accounts)
+    o_classes, o_events, o_findings = _run(_as_object(frame), accounts)
+    _same(classes, o_classes, names_as_lists=True)
+    _same(events, o_events, names_as_lists=True)
+    pd.testing.assert_frame_equal(findings, o_findings)
+    # a missing entry point is "not empty" for pandas (``NaN != ""``): kept as is
+    missing = frame["entry_point"].isna().to_numpy()[events.rows] & events.inbound
+    assert missing.any() and events.entry_point[missing].all()
+
+
+def test_era_columns_match_searchsorted():
+    rng = np.random.default_rng(3)
+    day = rng.integers(19_000, 21_000, 2000)
+    zone = rng.integers(0, 3, 2000)
+    regime_starts = np.array([19_500, 19_800, 20_100, 20_400])
+    era_starts = np.array([19_500, 20_100])
+    bounds = rng.integers(0, 10**12, (3, 2))
+    regime, nxt = sorting.era_columns(day, zone, regime_starts, era_starts, bounds)
+    assert np.array_equal(regime, np.searchsorted(regime_starts, day, side="right") - 1)
+    assert np.array_equal(nxt, bounds[zone, np.searchsorted(era_starts, day, side="right") - 1])
+
+
+def test_warm_up_runs():
+    sorting.warm_up()
