@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from .contracts import Period
+from .engine.hashing import fnv1a
 
 
 #: match strings with the compiled kernels below (``False``: Arrow's kernels only; tests compare both)
@@ -196,16 +197,10 @@ def _buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64, copy=False), data
 
 
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
-
-
 @njit(cache=True)
 def _hash(offsets, data, i):
     """64-bit FNV-1a of string ``i``, mixed (murmur3 finaliser) so that its low bits pick table slots."""
-    h = _FNV_OFFSET
-    for j in range(offsets[i], offsets[i + 1]):
-        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    h = fnv1a(offsets, data, i)
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
     h ^= h >> np.uint64(33)

@@ -73,7 +73,7 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
 
 
 def start_warm_up():
-    """Load the compiled kernels (windows, id hashing, conservation checks) in a background thread; returns the thread (``join`` it).
+    """Load the compiled kernels (windows, id hashing, classify/sort, conservation checks) in a background thread; returns the thread (``join`` it).
 
     Importing numba and loading the kernel from numba's cache costs ~0.8 s of mostly fixed time per
     process. ``reconcile run`` starts this before reading the inputs so that the cost overlaps with
@@ -97,8 +97,10 @@ def _warm_up() -> None:
 
         repeated_candidates(pa.array(["a", "a"], type=pa.string()))
         from ..conservation import load_kernels
+        from .sorting import warm_up as load_prepare_kernels
 
         load_kernels()
+        load_prepare_kernels()
 
         i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
         sw = S.regime_switches()

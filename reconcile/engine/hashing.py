@@ -17,15 +17,22 @@ _FNV_PRIME = np.uint64(1099511628211)
 
 
 @njit(cache=True)
+def fnv1a(offsets, data, i):
+    """64-bit FNV-1a of the bytes of string ``i`` (``data[offsets[i]:offsets[i + 1]]``). The one string
+    hash of the compiled kernels (here, :mod:`.sorting`, :mod:`reconcile.conservation`)."""
+    h = _FNV_OFFSET
+    for j in range(offsets[i], offsets[i + 1]):
+        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True)
 def _repeated_hashes(offsets, data):
     """``True`` for each string (``data[offsets[i]:offsets[i + 1]]``) whose hash occurs more than once."""
     n = offsets.shape[0] - 1
     hashes = np.empty(n, np.uint64)
     for i in range(n):
-        h = _FNV_OFFSET
-        for j in range(offsets[i], offsets[i + 1]):
-            h = (h ^ np.uint64(data[j])) * _FNV_PRIME
-        hashes[i] = h
+        hashes[i] = fnv1a(offsets, data, i)
     size = 1
     while size < 2 * n:
         size <<= 1

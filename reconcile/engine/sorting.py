@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
+from .hashing import fnv1a
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 #: per-row attributes packed into one int64 (see :func:`row_attributes`)
@@ -93,9 +93,7 @@ def _lookup_strings(offsets, data, koff, kdata):
     mask = np.uint64(size - 1)
     table = np.full(size, -1, np.int64)
     for k in range(nk):
-        h = _FNV_OFFSET
-        for j in range(koff[k], koff[k + 1]):
-            h = (h ^ np.uint64(kdata[j])) * _FNV_PRIME
+        h = fnv1a(koff, kdata, k)
         s = (h ^ (h >> np.uint64(29))) & mask
         while table[s] >= 0:
             s = (s + np.uint64(1)) & mask
@@ -105,9 +103,7 @@ def _lookup_strings(offsets, data, koff, kdata):
     for i in range(n):
         a = offsets[i]
         length = offsets[i + 1] - a
-        h = _FNV_OFFSET
-        for j in range(a, a + length):
-            h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+        h = fnv1a(offsets, data, i)
         s = (h ^ (h >> np.uint64(29))) & mask
         found = -1
         while table[s] >= 0:
@@ -260,9 +256,7 @@ def _string_ids(offsets, data):
     for i in range(n):
         a = offsets[i]
         length = offsets[i + 1] - a
-        h = _FNV_OFFSET
-        for j in range(a, a + length):
-            h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+        h = fnv1a(offsets, data, i)
         mask = np.uint64(size - 1)
         s = (h ^ (h >> np.uint64(29))) & mask
         found = -1
