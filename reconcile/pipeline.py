@@ -193,9 +193,7 @@ def timed(progress: Progress, timings: dict, name: str) -> Iterator[None]:
 def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     """The whole run: read → engine → compare → publish."""
     from .engine import start_warm_up
-    from .memory import keep_freed_memory
 
-    keep_freed_memory()
     progress = progress or LogProgress()
     quality = QualityLog()
     clock = RunClock()
