@@ -20,11 +20,13 @@ $(UV): $(BIN)/python
 $(VENV)/.core-installed: $(UV) pyproject.toml $(CONSTRAINTS)
 	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c $(CONSTRAINTS) -e .
 	$(BIN)/python -m compileall -q reconcile
+	$(BIN)/python -c "from reconcile.engine import load_kernels; load_kernels()"
 	@touch $@
 
 $(VENV)/.dev-installed: $(UV) pyproject.toml $(CONSTRAINTS)
 	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c $(CONSTRAINTS) -e ".[airflow,test]"
 	$(BIN)/python -m compileall -q reconcile
+	$(BIN)/python -c "from reconcile.engine import load_kernels; load_kernels()"
 	@touch $@ $(VENV)/.core-installed
 
 install: $(VENV)/.core-installed

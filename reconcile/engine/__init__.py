@@ -15,7 +15,7 @@ from ..contracts import WEBHOOK_EVIDENCE_COLUMNS
 from ..quality import QualityLog
 from .prepare import dedupe_messages
 
-__all__ = ["EngineResult", "compute_units", "dedupe_messages", "start_warm_up", "window_units"]
+__all__ = ["EngineResult", "compute_units", "dedupe_messages", "load_kernels", "start_warm_up", "window_units"]
 
 
 @dataclass
@@ -88,26 +88,31 @@ def start_warm_up():
 
 def _warm_up() -> None:
     try:
-        import numpy as np
-        import pyarrow as pa
-
-        from . import strategies as S
-        from .hashing import repeated_candidates
-        from .windows import window_pass
-
-        repeated_candidates(pa.array(["a", "a"], type=pa.string()))
-        from ..conservation import load_kernels
-        from .sorting import warm_up as load_prepare_kernels
-
         load_kernels()
-        load_prepare_kernels()
-
-        i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
-        sw = S.regime_switches()
-        window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,
-                    np.int64(S.CSW_NS), np.int64(S.ENTRY_POINT_REPLY_NS), np.int64(S.CONVERSATION_NS))
-    except Exception:  # noqa: BLE001 - the engine stage loads the kernel again and reports any error
+    except Exception:  # noqa: BLE001 - the engine stage loads the kernels again and reports any error
         pass
+
+
+def load_kernels() -> None:
+    """Compile (first time after an install) or load from numba's cache every compiled kernel of a run:
+    the window pass, id hashing, classify/sort and the conservation checks. ``make install`` and the
+    Airflow image call this once so that no run pays the ~20 s first compilation."""
+    import numpy as np
+    import pyarrow as pa
+
+    from ..conservation import load_kernels as load_conservation_kernels
+    from . import strategies as S
+    from .hashing import repeated_candidates
+    from .sorting import warm_up as load_prepare_kernels
+    from .windows import window_pass
+
+    repeated_candidates(pa.array(["a", "a"], type=pa.string()))
+    load_prepare_kernels()
+    load_conservation_kernels()
+    i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
+    sw = S.regime_switches()
+    window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,
+                np.int64(S.CSW_NS), np.int64(S.ENTRY_POINT_REPLY_NS), np.int64(S.CONVERSATION_NS))
 
 
 def release_arrow_memory() -> None:
