@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from .contracts import Period
+from .engine.buffers import string_buffers
 from .engine.hashing import fnv1a
 
 
@@ -87,8 +88,8 @@ def _codes_in(strings: pa.Array, values: list[str]) -> np.ndarray:
     """Per string, the position of the first equal one of the few ``values``, -1 for none or a null
     (one compiled pass over the Arrow buffers; with nulls one Arrow comparison per value)."""
     if COMPILED and strings.null_count == 0:
-        offsets, data = _buffers(strings)
-        vocab_offsets, vocab_data = _buffers(pa.array(values, type=pa.large_string()))
+        offsets, data = string_buffers(strings)
+        vocab_offsets, vocab_data = string_buffers(pa.array(values, type=pa.large_string()))
         return _vocabulary_codes(offsets, data, vocab_offsets, vocab_data)
     codes = np.full(len(strings), -1, dtype=np.int64)
     for code in range(len(values) - 1, -1, -1):
@@ -161,7 +162,7 @@ def _opener_positions(unit_openers: pd.Series, raw_openers: pd.Series, earlier: 
     null)."""
     arrays = [_arrow_strings(unit_openers), _arrow_strings(raw_openers), _arrow_strings(coverage_openers)]
     if COMPILED and all(a.null_count == 0 for a in arrays):
-        (a_off, a_data), (b_off, b_data), (c_off, c_data) = (_buffers(a) for a in arrays)
+        (a_off, a_data), (b_off, b_data), (c_off, c_data) = (string_buffers(a) for a in arrays)
         unit_pos, first_row, opener_pos = _locate_openers(a_off, a_data, b_off, b_data, earlier, c_off, c_data,
                                                           riding, in_period)
         return (opener_pos, unit_pos, len(first_row), lambda pos: arrays[0].take(pa.array(first_row[pos])).to_pylist())
@@ -183,18 +184,6 @@ def load_kernels() -> None:
     ids = pd.Series(["m1", "m2"], dtype="str")
     _codes_in(_arrow_strings(ids), ["m1"])
     _opener_positions(ids, ids, np.array([False, True]), ids, np.array([True, True]), np.array([True, False]))
-
-
-def _buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """int64 offsets (``n + 1``, the slice's own) and the bytes of a string array."""
-    n = len(strings)
-    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
-    _, offsets_buf, data_buf = strings.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=width)[strings.offset:strings.offset + n + 1] if n else \
-        np.zeros(1, dtype=width)
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None and data_buf.size else \
-        np.zeros(1, np.uint8)
-    return offsets.astype(np.int64, copy=False), data
 
 
 @njit(cache=True)

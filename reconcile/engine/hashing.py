@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from .buffers import string_buffers
+
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
 
@@ -60,11 +62,9 @@ def _repeated_hashes(offsets, data):
 def repeated_candidates(strings: pa.Array) -> np.ndarray:
     """Boolean mask over ``strings`` (a contiguous ``string``/``large_string`` array without nulls):
     ``True`` where the string's hash repeats, i.e. every repeated string and, rarely, a collision."""
-    n = len(strings)
-    if n == 0:
+    if len(strings) == 0:
         return np.zeros(0, dtype=bool)
-    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
-    _, offsets_buf, data_buf = strings.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=width)[strings.offset:strings.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
-    return _repeated_hashes(offsets, data)
+    buffers = string_buffers(strings)
+    if buffers is None:
+        raise ValueError("repeated_candidates needs one contiguous string array without nulls")
+    return _repeated_hashes(*buffers)

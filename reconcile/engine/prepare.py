@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from ..contracts import STATUS_RANK
 from ..quality import InputError, QualityLog
 from ..rules import eras
+from .buffers import string_buffers
 from .strategies import TEMPLATE_CATEGORY_CODES
 
 #: fields whose differing non-empty values make a duplicate id conflicting (section 0)
@@ -322,7 +323,7 @@ def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
         return codes, names.cast(pa.string()) if names.type != pa.string() else names
     from . import sorting
 
-    strings = sorting.string_buffers(arr)
+    strings = string_buffers(arr)
     if strings is not None:          # pc.dictionary_encode, compiled: ids and first occurrences
         ids, first = sorting.string_ids(strings)
         dictionary = pc.take(arr, pa.array(first))
@@ -345,7 +346,7 @@ def _digit_codes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     from . import sorting
 
-    strings = sorting.string_buffers(arr)
+    strings = string_buffers(arr)
     if strings is not None:
         return sorting.digit_codes(strings)
     numeric = _digit_values(arr)
@@ -427,7 +428,7 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     if pc.count_distinct(account_ids).as_py() != len(account_ids):
         raise InputError("account listed twice", source="accounts", column="waba_id")
     waba = arrow_strings(deduped["waba_id"])
-    waba_b, account_b = sorting.string_buffers(waba), sorting.string_buffers(account_ids)
+    waba_b, account_b = string_buffers(waba), string_buffers(account_ids)
     if not n:
         account = np.zeros(0, np.int64)
     elif waba_b is not None and account_b is not None:        # pc.index_in, compiled
@@ -541,8 +542,6 @@ def prepare_events(deduped: pd.DataFrame, classes: MessageClasses) -> PreparedEv
 
 def _buffers(column: pd.Series):
     """Offsets and bytes of an Arrow-backed string column without nulls, else ``None``."""
-    from .sorting import string_buffers
-
     arr = getattr(column.array, "_pa_array", None)
     return string_buffers(arr) if arr is not None else None
 

@@ -13,40 +13,14 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from .buffers import read_only as _ro
+from .buffers import string_buffers
 from .hashing import fnv1a
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 #: per-row attributes packed into one int64 (see :func:`row_attributes`)
 ATTR_ENTRY, ATTR_TEMPLATE, ATTR_CATEGORY_SHIFT, ATTR_ACCOUNT_SHIFT = 1, 2, 2, 8
-
-
-def _ro(x, dtype=None) -> np.ndarray:
-    """A read-only C-contiguous view (a copy only if not contiguous or of another dtype)."""
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.flags.writeable:
-        x = x.view()
-        x.flags.writeable = False
-    return x
-
-
-def string_buffers(arr) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(offsets int64, bytes uint8)`` of a one-chunk Arrow string array without nulls, else ``None``."""
-    if isinstance(arr, pa.ChunkedArray):
-        if arr.num_chunks != 1:
-            return None
-        arr = arr.chunk(0)
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or arr.null_count:
-        return None
-    n = len(arr)
-    buffers = arr.buffers()
-    if buffers[1] is None:
-        return _ro(np.zeros(n + 1, np.int64)), _ro(np.zeros(1, np.uint8))
-    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offsets = np.frombuffer(buffers[1], dtype=width)[arr.offset:arr.offset + n + 1]
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and buffers[2].size \
-        else np.zeros(1, np.uint8)
-    return _ro(offsets, np.int64), _ro(data)
 
 
 def vocabulary_table(words) -> tuple[np.ndarray, np.ndarray]:
