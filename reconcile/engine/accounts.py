@@ -29,7 +29,7 @@ from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, UNIT_OR
 from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateLookup, RateTable
-from .prepare import DAY_NS
+from .prepare import DAY_NS, order_ties, tied_positions
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
@@ -339,23 +339,8 @@ def _order_by_instant(t: np.ndarray, ids: pa.Array) -> np.ndarray:
 def _break_ties(order: np.ndarray, sorted_keys: list[np.ndarray], strings: pa.Array) -> np.ndarray:
     """``order`` sorts rows by integer keys (``sorted_keys``: the keys in that order); rows equal on
     every key are put in order of ``strings`` (per row), then of the row number (a stable result)."""
-    if len(order) < 2:
-        return order
-    same = np.ones(len(order) - 1, dtype=bool)
-    for k in sorted_keys:
-        same &= k[1:] == k[:-1]
-    if not same.any():
-        return order
-    tied = np.zeros(len(order), dtype=bool)
-    tied[1:] |= same
-    tied[:-1] |= same
-    pos = np.flatnonzero(tied)
-    run = np.cumsum(np.r_[True, ~same])[pos]
-    rows = order[pos]
-    sub = _sort_order([pa.array(run), strings.take(pa.array(rows)), pa.array(rows)])
-    order = order.copy()
-    order[pos] = rows[sub]
-    return order
+    pos, run = tied_positions(sorted_keys)
+    return order_ties(order, pos, run, strings.take(pa.array(order[pos]))) if len(pos) else order
 
 
 def _join_accounts(u: UnitArrays, accounts: pd.DataFrame, quality: QualityLog) -> None:

@@ -604,16 +604,12 @@ def _sorted_events(rows: np.ndarray, phone_all: np.ndarray, user_all: np.ndarray
     order = np.lexsort(((~inbound).astype(np.int64), t_all[rows], key))
     rows = rows[order]
     key, t, inbound = key[order], t_all[rows], inbound[order]
-    same = (key[1:] == key[:-1]) & (t[1:] == t[:-1]) & (inbound[1:] == inbound[:-1])
-    tied = np.zeros(len(rows), dtype=bool)
-    tied[1:] |= same
-    tied[:-1] |= same
-    pos = np.flatnonzero(tied)
-    run = np.cumsum(np.r_[True, ~same])[pos]      # run id of each tied position
+    pos, run = tied_positions([key, t, inbound])
     rows = _break_ties_by_message_id(rows, pos, run, message_ids)
     a = attrs[rows]
-    return (rows, key, t, inbound, phone_all[rows], user_all[rows], a >> 8, (a & 1) != 0, (a & 2) != 0,
-            ((a >> 2) & 63) - 1)
+    return (rows, key, t, inbound, phone_all[rows], user_all[rows], a >> sorting.ATTR_ACCOUNT_SHIFT,
+            (a & sorting.ATTR_ENTRY) != 0, (a & sorting.ATTR_TEMPLATE) != 0,
+            ((a >> sorting.ATTR_CATEGORY_SHIFT) & 63) - 1)
 
 
 def _break_ties_by_message_id(rows: np.ndarray, pos: np.ndarray, run: np.ndarray, message_ids: pd.Series
@@ -622,9 +618,34 @@ def _break_ties_by_message_id(rows: np.ndarray, pos: np.ndarray, run: np.ndarray
     direction) by ``message_id``."""
     if len(pos) == 0:
         return rows
-    mids = message_ids.iloc[rows[pos]].astype(str).to_numpy(dtype=object)
-    _, rank = np.unique(mids, return_inverse=True)
-    sub = np.lexsort((rank, run))
-    rows = np.array(rows, dtype=np.int64)
-    rows[pos] = rows[pos][sub]
-    return rows
+    return order_ties(rows, pos, run, arrow_strings(message_ids.iloc[rows[pos]]))
+
+
+def tied_positions(sorted_keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (ascending) of rows equal to a neighbour on every one of ``sorted_keys`` (the keys in
+    sorted order), and a run number per position that grows with the position."""
+    n = len(sorted_keys[0])
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    same = np.ones(n - 1, dtype=bool)
+    for k in sorted_keys:
+        same &= k[1:] == k[:-1]
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    pos = np.flatnonzero(tied)
+    return pos, np.cumsum(np.r_[True, ~same])[pos]
+
+
+def order_ties(order: np.ndarray, pos: np.ndarray, run: np.ndarray, tied_strings: pa.Array) -> np.ndarray:
+    """``order`` (rows sorted by integer keys) with each run of tied positions (``pos``, run ids ``run``)
+    put in order of ``tied_strings`` (the strings of those rows, aligned with ``pos``; code point order),
+    then of the row number: one Arrow sort of the tied rows only."""
+    if len(pos) == 0:
+        return order
+    rows = order[pos]
+    sub = pc.sort_indices(pa.table({"run": pa.array(run), "s": tied_strings, "row": pa.array(rows)}),
+                          sort_keys=[("run", "ascending"), ("s", "ascending"), ("row", "ascending")])
+    order = np.array(order, dtype=np.int64)
+    order[pos] = rows[np.asarray(sub, dtype=np.int64)]
+    return order
