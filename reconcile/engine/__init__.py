@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..contracts import WEBHOOK_EVIDENCE_COLUMNS
+from ..memory import release_unused
 from ..quality import QualityLog
 from .prepare import dedupe_messages
 
@@ -59,11 +60,11 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
         messages = messages.drop(columns=unused)
     deduped, counts = dedupe_messages(messages, quality, consume=owned)
     del messages
-    release_arrow_memory()
+    release_unused()
     handover = [deduped]
     del deduped
     raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality)
-    release_arrow_memory()
+    release_unused()
     window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)
@@ -113,13 +114,6 @@ def load_kernels() -> None:
     sw = S.regime_switches()
     window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,
                 np.int64(S.CSW_NS), np.int64(S.ENTRY_POINT_REPLY_NS), np.int64(S.CONVERSATION_NS))
-
-
-def release_arrow_memory() -> None:
-    """Return the memory Arrow's allocator caches from freed buffers to the system (peak RSS)."""
-    from ..memory import release_unused
-
-    release_unused()
 
 
 def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:

@@ -33,6 +33,7 @@ from ..contracts import (
     MESSAGE_KINDS, MESSAGE_STATUSES, MESSAGE_TIMESTAMPS, PRICING_MODELS, PRICING_TYPES, TEMPLATE_CATEGORIES,
     WEBHOOK_EVIDENCE_COLUMNS,
 )
+from ..memory import release_unused
 from ..quality import InputError, QualityLog
 from . import locations
 from .meta_webhooks import json_objects, read_webhook_lines
@@ -457,7 +458,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
         del data, lines                  # peak memory: the file's bytes and raw table go before validating
         part = _messages_from_raw(raw, path, quality)
         del raw
-        _release_arrow_memory()
+        release_unused()
         part = _validate_messages(part, path, quality, accounts)
         frames.append(part)
         infos.append(InputInfo("messages", path, n_rows, digest))
@@ -468,16 +469,8 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
         frames = [f.assign(source=f["source"].astype(paths)) for f in frames]
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     del frames
-    _release_arrow_memory()
-    return out[MESSAGE_OUTPUT_COLUMNS], infos
-
-
-def _release_arrow_memory() -> None:
-    """Hand the memory Arrow's allocator keeps from freed buffers back to the system (at 10M rows the
-    reader's intermediates leave ~2 GB cached, which would otherwise add to the engine's peak RSS)."""
-    from ..memory import release_unused
-
     release_unused()
+    return out[MESSAGE_OUTPUT_COLUMNS], infos
 
 
 def _sha256(data: bytes) -> str:

@@ -137,13 +137,9 @@ def escape_formula_arrow(values) -> pa.Array:
 
 def _arrow_text(values) -> pa.Array:
     """Any column as one Arrow ``string`` array with ``""`` for empty/NA (as :func:`_as_str_series`)."""
-    arr = getattr(getattr(values, "array", None), "_pa_array", None)
-    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = pa.array(_as_str_series(values).to_numpy(dtype=object), type=pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if arr.null_count:
-        arr = pc.fill_null(arr, "")
+    from ..engine.prepare import arrow_strings
+
+    arr = arrow_strings(values)
     return arr.cast(pa.string()) if arr.type != pa.string() else arr
 
 

@@ -35,7 +35,8 @@ from openpyxl.utils import get_column_letter
 
 from ..compare import EVIDENCE_STATUSES, drilldown_positions, summarise
 from ..contracts import DEFAULT_EXCEL_MAX_UNITS, DQ_COLUMNS, UNIT_COLUMNS, VARIANCE_COLUMNS, VARIANCE_STATUSES
-from .money import escape_formula, escape_formula_arrow, escape_text, mask_digit_runs, mask_phone
+from ..engine.buffers import string_buffers
+from .money import escape_formula_arrow, escape_text, mask_digit_runs, mask_phone
 
 SHEETS = ("Summary", "Variance", "Units", "Data quality", "Run info")
 #: findings listed one by one on the Data quality sheet (all of them are in data_quality.csv)
@@ -71,15 +72,12 @@ def _money_formats(currency: pd.Series, places: int = 4) -> np.ndarray:
 
 
 def _text_column(values: pd.Series) -> list:
-    """Escaped, length-capped text; one vectorised pass per column."""
-    escaped = escape_formula(values)
-    if len(escaped) and escaped.str.len().max() > _MAX_CELL_TEXT:
-        escaped = escaped.str.slice(0, _MAX_CELL_TEXT)
-    return escaped.tolist()
+    """Escaped, length-capped text as Python strings (cells written one by one)."""
+    return _text_arrow(values).to_pylist()
 
 
 def _text_arrow(values: pd.Series) -> pa.Array:
-    """:func:`_text_column` as an Arrow ``string`` array (the bulk writer's path)."""
+    """Escaped (:func:`escape_formula_arrow`), length-capped text; one vectorised pass per column."""
     escaped = escape_formula_arrow(values)
     if len(escaped) and pc.max(pc.utf8_length(escaped)).as_py() > _MAX_CELL_TEXT:
         escaped = pc.utf8_slice_codeunits(escaped, 0, _MAX_CELL_TEXT)
@@ -289,15 +287,11 @@ def _rows_xml(ws, frame: pd.DataFrame, first_row: int, *, money, currency, dates
 
 
 def _concatenated(strings: pa.Array) -> bytes:
-    """The UTF-8 bytes of every string of ``strings`` one after the other (its data buffer; nulls are empty)."""
+    """The UTF-8 bytes of every string of ``strings`` one after the other (nulls are empty)."""
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
-    if len(strings) == 0:
-        return b""
-    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
-    offsets = np.frombuffer(strings.buffers()[1], dtype=width)[strings.offset:strings.offset + len(strings) + 1]
-    data = strings.buffers()[2]
-    return data[int(offsets[0]):int(offsets[-1])].to_pybytes() if data is not None else b""
+    offsets, data = string_buffers(pc.fill_null(strings, "") if strings.null_count else strings)
+    return data[offsets[0]:offsets[-1]].tobytes()
 
 
 def _splice_rows(path: Path, rows_by_sheet: dict[str, bytes]) -> None:
