@@ -221,7 +221,8 @@ def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
 
 
 def _vocab(names) -> pa.Array:
-    """A small vocabulary as a ``large_string`` array (the storage of pandas ``str`` columns)."""
+    """Names to gather from (a small vocabulary, or the message ids) as a ``large_string`` array (the
+    storage of pandas ``str`` columns)."""
     if isinstance(names, (pa.Array, pa.ChunkedArray)):
         if isinstance(names, pa.ChunkedArray):
             names = names.combine_chunks()
@@ -229,24 +230,9 @@ def _vocab(names) -> pa.Array:
     return pa.array([str(x) for x in names], type=pa.large_string())
 
 
-class _Take:
-    """A string column still to build: ``vocab[codes]`` (every code a valid position: no nulls, one
-    Arrow gather). :func:`_materialise` builds the columns of a frame together."""
-
-    def __init__(self, vocab: pa.Array, codes: np.ndarray):
-        self.vocab = vocab
-        self.codes = codes
-
-    def array(self) -> pa.Array:
-        return pc.take(self.vocab, pa.array(np.asarray(self.codes, dtype=np.int64)))
-
-
-def _materialise(*frames: dict) -> None:
-    """Replace every :class:`_Take` in the column dicts by its ``str`` Series (one gather each)."""
-    for cols in frames:
-        for name, take in list(cols.items()):
-            if isinstance(take, _Take):
-                cols[name] = str_series(take.array())
+def _gather(vocab: pa.Array, codes: np.ndarray) -> pd.Series:
+    """``vocab[codes]`` as a ``str`` Series (every code a valid position: no nulls, one Arrow gather)."""
+    return str_series(pc.take(vocab, pa.array(np.asarray(codes, dtype=np.int64))))
 
 
 def _with_blank(vocab: pa.Array) -> pa.Array:
@@ -318,27 +304,26 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     if opening_ids.type != pa.large_string():
         opening_ids = opening_ids.cast(pa.large_string())
     raw_columns = {
-        "waba_id": _Take(_vocab(classes.account_ids), uacc),
-        "phone_number_id": _Take(_vocab(events.phone_names), events.phone[upos]),
-        "user_wa_id": _Take(_vocab(events.user_names), uuser),
+        "waba_id": _gather(_vocab(classes.account_ids), uacc),
+        "phone_number_id": _gather(_vocab(events.phone_names), events.phone[upos]),
+        "user_wa_id": _gather(_vocab(events.user_names), uuser),
         "country": country,
         "market": market,
-        "pricing_model": _Take(_vocab(sw.pricing_model), uregime),
-        "category": _Take(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
-        "pricing_type": _Take(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
+        "pricing_model": _gather(_vocab(sw.pricing_model), uregime),
+        "category": _gather(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
+        "pricing_type": _gather(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
         "opened_at": _utc(events.t[upos]),
         "expires_at": _utc(np.where(uexp == _NEG, NAT_NS, uexp)),
         "opening_message_id": str_series(opening_ids),
         "message_count": message_count,
-        "era": _Take(_vocab(sw.era_name), uregime),
+        "era": _gather(_vocab(sw.era_name), uregime),
         "regime_index": uregime.astype(np.int64),
         "local_date": (uday * DAY_NS).view("M8[ns]"),
-        "billing_month": _Take(_vocab(month_names), month_codes),
-        "timezone": _Take(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
+        "billing_month": _gather(_vocab(month_names), month_codes),
+        "timezone": _gather(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
         "csw_open": csw_flag[upos],
     }
     coverage_columns = _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids)
-    _materialise(raw_columns, coverage_columns)
     raw_units = pd.DataFrame(raw_columns)
     coverage = pd.DataFrame(coverage_columns)
     n_in = int(classes.inbound.sum())
@@ -406,12 +391,12 @@ def _markets(uuser, urows, user_names, deduped, market_map, quality):
     out = []
     for per_number in (country_d, market_d):        # few distinct countries/markets: codes, then one gather
         codes, names = pd.factorize(per_number)
-        out.append(_Take(_vocab(list(names)), codes[inv]))
+        out.append(_gather(_vocab(list(names)), codes[inv]))
     return out[0], out[1]
 
 
 def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids) -> dict:
-    """The coverage columns (:class:`_Take` for the strings): one row per billable outbound message, in
+    """The coverage columns: one row per billable outbound message, in
     message order: how it was charged.
 
     Integer work first on the billable messages only (their position among them by a cumulative
@@ -450,14 +435,10 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
     acc = classes.account[bill]
     accounts = _vocab(classes.account_ids)
     return {
-        "message_id": _Take(_large(message_ids), bill),
-        "waba_id": _Take(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
+        "message_id": _gather(_vocab(message_ids), bill),
+        "waba_id": _gather(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
         "charged_at": _utc(classes.charge_ns[bill]),
-        "billing_month": _Take(_with_blank(_vocab(month_names)), months),
-        "outcome": _Take(_vocab(S.OUTCOMES), outcome_of),
-        "unit_opening_message_id": _Take(opener_ids, unit_of),
+        "billing_month": _gather(_with_blank(_vocab(month_names)), months),
+        "outcome": _gather(_vocab(S.OUTCOMES), outcome_of),
+        "unit_opening_message_id": _gather(opener_ids, unit_of),
     }
-
-
-def _large(arr: pa.Array) -> pa.Array:
-    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
