@@ -29,7 +29,7 @@ from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, UNIT_OR
 from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateLookup, RateTable
-from .prepare import DAY_NS, order_ties, tied_positions
+from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
@@ -119,19 +119,6 @@ def _midnights(ns: np.ndarray) -> bool:
     return bool(np.all(ns[ok] % DAY_NS == 0)) if len(ns) else True
 
 
-def _arrow(s: pd.Series) -> pa.Array:
-    """The Arrow ``large_string`` array of a plain ``str`` column (one chunk)."""
-    arr = s.array._pa_array
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.chunk(0) if arr.num_chunks == 1 else (arr.combine_chunks() if arr.num_chunks else
-                                                         pa.array([], type=pa.large_string()))
-    return arr
-
-
-def _str_column(arr: pa.Array) -> pd.Series:
-    return pd.Series(pd.array(arr, dtype="str"))
-
-
 def _utc(ns: np.ndarray) -> pd.Series:
     return pd.Series(pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC"))
 
@@ -147,7 +134,7 @@ class _Codes:
 
     @classmethod
     def of(cls, column: pd.Series | pa.Array) -> "_Codes":
-        enc = pc.dictionary_encode(column if isinstance(column, pa.Array) else _arrow(column))
+        enc = pc.dictionary_encode(column if isinstance(column, pa.Array) else arrow_strings(column))
         dictionary = enc.dictionary
         order = np.asarray(pc.sort_indices(dictionary), dtype=np.int64)
         rank = np.empty(len(order), dtype=np.int64)
@@ -182,7 +169,7 @@ class _Codes:
     def column(self, rows: np.ndarray) -> pd.Series:
         """``str`` Series of the strings of ``rows`` (one Arrow gather from the names)."""
         vocab = pa.array(self.names, type=pa.large_string())
-        return _str_column(pc.take(vocab, pa.array(self.codes[rows])))
+        return str_series(pc.take(vocab, pa.array(self.codes[rows])))
 
 
 class UnitArrays:
@@ -195,7 +182,7 @@ class UnitArrays:
     def __init__(self, units: pd.DataFrame, keep: np.ndarray, month: _Codes):
         self.raw = units
         opened = units["opened_at"].array.asi8
-        ids = _arrow(units["opening_message_id"])
+        ids = arrow_strings(units["opening_message_id"])
         t = opened[keep]
         kept_ids = ids.take(pa.array(keep))
         order = _order_by_instant(t, kept_ids)
@@ -226,7 +213,7 @@ class UnitArrays:
     def _codes(self, column: str) -> _Codes:
         """Codes of a raw string column in delivery order (the kept rows, in row order, are encoded
         — a sequential gather — then the codes are put in delivery order)."""
-        return _Codes.of(_arrow(self.raw[column]).take(self._keep)).take(self._order)
+        return _Codes.of(arrow_strings(self.raw[column]).take(self._keep)).take(self._order)
 
     @property
     def country(self) -> _Codes:
@@ -273,14 +260,14 @@ class UnitArrays:
         raw_rows = pa.array(rows)
 
         def raw_str(c):
-            return _str_column(_arrow(raw[c]).take(raw_rows))
+            return str_series(arrow_strings(raw[c]).take(raw_rows))
 
         def raw_ns(c):
             return raw[c].array.asi8[rows] if c != "local_date" else raw[c].to_numpy().view(np.int64)[rows]
 
         accounts = self.waba.take(f)
         out = {
-            "unit_id": _str_column(unit_id.take(fa)),
+            "unit_id": str_series(unit_id.take(fa)),
             "waba_id": self.waba.column(f),
             "phone_number_id": raw_str("phone_number_id"),
             "user_wa_id": raw_str("user_wa_id"),
@@ -291,7 +278,7 @@ class UnitArrays:
             "pricing_type": self.pricing_type.column(f),
             "opened_at": _utc(raw_ns("opened_at")),
             "expires_at": _utc(raw_ns("expires_at")),
-            "opening_message_id": _str_column(self.ids.take(fa)),
+            "opening_message_id": str_series(self.ids.take(fa)),
             "message_count": raw["message_count"].to_numpy(np.int64)[rows],
             "billing_month": self.month.column(f),
             "tier": self.tier.column(f),
@@ -361,7 +348,7 @@ def _join_accounts(u: UnitArrays, accounts: pd.DataFrame, quality: QualityLog) -
     if missing.any():
         # the readers exclude such messages already; a unit reaching here is reported, kept, left unpriced
         sub = pd.DataFrame({"waba_id": pd.array(u.waba.strings(missing), dtype="str"),
-                            "opening_message_id": _str_column(u.ids.filter(pa.array(missing)))})
+                            "opening_message_id": str_series(u.ids.filter(pa.array(missing)))})
         first = sub.groupby("waba_id", sort=True)["opening_message_id"].min()
         quality.add_many("error", "unknown_account", source="engine", column="waba_id",
                          message_id=first.to_numpy(), detail=[f"units of account {w} not in accounts"
@@ -529,7 +516,7 @@ def _report_missing_rates(u: UnitArrays, paid: np.ndarray, found, quality: Quali
         "currency": pd.array(u.currency(rows), dtype="str"),
         "billing_month": pd.array(u.month.strings(rows), dtype="str"),
         "opened_at": _utc(u.opened[rows]),
-        "opening_message_id": _str_column(u.ids.take(pa.array(rows))),
+        "opening_message_id": str_series(u.ids.take(pa.array(rows))),
         "local_date": pd.Series(u.local_date[rows]),
         "tier_rank": u.tier_rank[rows],
     })
