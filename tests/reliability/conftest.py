@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import sys
+import uuid
 from dataclasses import dataclass
 
 import pandas as pd
@@ -112,3 +113,27 @@ def demo(tmp_path_factory) -> Demo:
     d.reference = run_cli(str(root / "reference"), **d.options())
     assert d.reference.exit_code == 0, d.reference.stderr
     return d
+
+
+@pytest.fixture
+def pg_admin_schema():
+    """A fresh schema in the machine's Postgres (``test`` database) and an autocommit admin connection;
+    dropped afterwards. Skips when no server answers."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"rel_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
+    except psycopg.OperationalError as exc:  # pragma: no cover - no server on this machine
+        pytest.skip(f"no Postgres at 127.0.0.1:5432: {exc}")
+    admin.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name, admin
+    finally:
+        admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture
+def pg_schema(pg_admin_schema):
+    """The name of a fresh Postgres schema (see :func:`pg_admin_schema`)."""
+    return pg_admin_schema[0]

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import boto3
 import pytest
@@ -224,22 +223,6 @@ def test_sigkilled_local_publish_leaves_old_outputs_and_litter_is_cleaned(tmp_pa
 
 
 # ====================================================================== Postgres
-@pytest.fixture
-def pg_schema():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"rel_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
-    except psycopg.OperationalError as exc:  # pragma: no cover - no server on this machine
-        pytest.skip(f"no Postgres at 127.0.0.1:5432: {exc}")
-    admin.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield name, admin
-    finally:
-        admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-        admin.close()
-
-
 def _terminate_when_blocked(admin, schema: str, done: dict) -> None:
     """Wait until a backend waits for the lock on this test's ``recon_unit`` (the publish, inside its
     transaction), then terminate that backend (the connection is lost mid-write)."""
@@ -255,12 +238,12 @@ def _terminate_when_blocked(admin, schema: str, done: dict) -> None:
         time.sleep(0.05)
 
 
-def test_postgres_connection_lost_mid_publish_keeps_previous_slice(pg_schema, tmp_path):
+def test_postgres_connection_lost_mid_publish_keeps_previous_slice(pg_admin_schema, tmp_path):
     import psycopg
 
     from reconcile.report.warehouse import Warehouse
 
-    schema, admin = pg_schema
+    schema, admin = pg_admin_schema
     url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     out = str(tmp_path / "out")
     first = run_cli(out, warehouse=url)

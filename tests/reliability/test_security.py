@@ -37,22 +37,6 @@ def _all_output_text(out: str) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture
-def pg_schema():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"sec_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
-    except psycopg.OperationalError as exc:  # pragma: no cover
-        pytest.skip(f"no Postgres at 127.0.0.1:5432: {exc}")
-    admin.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield name
-    finally:
-        admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-        admin.close()
-
-
 # ====================================================================== secrets
 def test_secrets_never_reach_output_logs_or_run_json(s3_bucket, s3_server, pg_schema, tmp_path, monkeypatch, caplog):
     """AWS secret in the environment, Postgres password in the --warehouse argument; inputs read
