@@ -46,6 +46,7 @@ class QualityLog:
     def __init__(self) -> None:
         self._singles: list[Finding] = []
         self._frames: list[pd.DataFrame] = []
+        self._frame_cache: tuple[tuple[int, int], pd.DataFrame] | None = None   # see frame()
 
     # ------------------------------------------------------------------ adding
     def add(self, severity: str, code: str, *, source: str = "", row: int | None = None, column: str = "",
@@ -98,7 +99,7 @@ class QualityLog:
         Findings are only ever appended, so the sorted frame is kept until the next one arrives (a run
         reads it several times: conservation, run record, publishing); each caller gets its own copy."""
         key = (len(self._singles), len(self._frames))
-        cached = getattr(self, "_frame_cache", None)
+        cached = self._frame_cache
         if cached is None or cached[0] != key:
             cached = self._frame_cache = (key, self._sorted_frame())
         return cached[1].copy(deep=False)
