@@ -123,15 +123,20 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
     import numpy as np
     import pyarrow.compute as pc
 
-    from .prepare import NAT_NS, _instants_ns, arrow_strings
+    from .prepare import NAT_NS, _instants_ns, arrow_strings, category_parts
 
     big = np.iinfo(np.int64).max
     first = np.full(len(messages), big, dtype=np.int64)
     for c in ("sent_at", "delivered_at", "read_at"):
         ns = _instants_ns(messages[c])
         np.minimum(first, np.where(ns == NAT_NS, big, ns), out=first)
-    enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
-    per = np.full(len(enc.dictionary), big, dtype=np.int64)
-    np.minimum.at(per, np.asarray(enc.indices, dtype=np.intp), first)      # unbuffered min per account
-    out = pd.Series(np.where(per == big, NAT_NS, per).view("M8[ns]"), index=enc.dictionary.to_pylist())
+    parts = category_parts(messages["waba_id"])
+    if parts is None or (len(parts[0]) and parts[0].min() < 0):
+        enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
+        parts = np.asarray(enc.indices, dtype=np.int64), enc.dictionary
+    codes, names = parts
+    per = np.full(len(names), big, dtype=np.int64)
+    np.minimum.at(per, codes.astype(np.intp), first)      # unbuffered min per account
+    present = np.bincount(codes, minlength=len(names)) > 0
+    out = pd.Series(np.where(per == big, NAT_NS, per).view("M8[ns]"), index=names.to_pylist())[present]
     return out.dt.tz_localize("UTC").sort_index()

@@ -78,7 +78,11 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
         if col in ("message_id", "source", "row"):
             continue
         values = sub[col]
-        if col == "status":
+        if isinstance(values.dtype, pd.CategoricalDtype):     # the reader's few-valued columns: by code
+            merged[col], conflict = _merge_codes(values, col, starts, local, m)
+            if conflict is not None:
+                conflict_cols.append((col, conflict))
+        elif col == "status":
             rank = values.map(STATUS_RANK).fillna(0).to_numpy(dtype=np.int64)
             best = np.maximum.reduceat(rank, starts)
             first = _first_non_empty(values, starts, local, m)
@@ -135,6 +139,13 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
     for col, vals in merged.items():
         vals = np.asarray(vals)[keep_groups][by_pos]
         current = out[col].iloc[out_pos]
+        if isinstance(current.dtype, pd.CategoricalDtype):         # merged codes
+            differs = current.cat.codes.to_numpy() != vals
+            if differs.any():
+                codes = out[col].cat.codes.to_numpy().copy()
+                codes[out_pos[differs]] = vals[differs]
+                out[col] = pd.Categorical.from_codes(codes, dtype=current.dtype)
+            continue
         if pd.api.types.is_datetime64_any_dtype(current.dtype):
             differs = _instants_ns(current) != vals
         else:
@@ -145,6 +156,31 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
     counts["duplicates_merged"] = int(m - n_groups)
     counts["conflicting_duplicates"] = n_conflicting
     return out, counts
+
+
+def _merge_codes(values: pd.Series, col: str, starts: np.ndarray, local: np.ndarray, m: int
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`dedupe_messages`' merge of one Categorical column on the duplicated rows (grouped by id,
+    groups at ``starts``): the merged category code per group (``status``: the best status, else the
+    first non-empty value; other columns: the first non-empty value) and, for
+    :data:`CONFLICT_FIELDS`, which groups hold two different non-empty values (else ``None``)."""
+    codes = values.cat.codes.to_numpy().astype(np.int64)
+    names = [str(c) for c in values.cat.categories]
+    empty = np.array([name == "" for name in names] + [True])[codes]          # code -1 (NaN): empty
+    first = np.minimum.reduceat(np.where(empty, m, local), starts)
+    merged = codes[np.where(first == m, starts, first)]
+    if col == "status":
+        rank = np.array([STATUS_RANK.get(name, 0) for name in names] + [0], dtype=np.int64)[codes]
+        best = np.maximum.reduceat(rank, starts)
+        for r, name in _RANK_TO_STATUS.items():
+            if name in names:
+                merged[best == r] = names.index(name)
+    if col not in CONFLICT_FIELDS:
+        return merged, None
+    filled = np.where(empty, -1, codes)
+    hi = np.maximum.reduceat(filled, starts)
+    lo = np.minimum.reduceat(np.where(filled < 0, MAX_NS, filled), starts)
+    return merged, (hi >= 0) & (lo != hi)
 
 
 #: below this many rows duplicated ids are found with one dictionary encoding (no hash pre-pass)
@@ -269,8 +305,40 @@ def single_chunk_columns(frame: pd.DataFrame, *, in_place: bool = False) -> pd.D
     return out
 
 
+def category_parts(values) -> tuple[np.ndarray, pa.Array] | None:
+    """``(codes, categories)`` of a Categorical column of strings (codes ``int64``, -1 for NaN;
+    categories a ``pyarrow`` string array), else ``None``. The reader hands the few-valued message
+    columns over as Categoricals: the engine then works on per-category answers gathered by code."""
+    dtype = getattr(values, "dtype", None)
+    if not isinstance(dtype, pd.CategoricalDtype):
+        return None
+    cats = dtype.categories
+    arr = getattr(cats.array, "_pa_array", None)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pa.array([str(x) for x in cats], type=pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    codes = values.cat.codes.to_numpy() if isinstance(values, pd.Series) else np.asarray(values.codes)
+    return codes.astype(np.int64), arr
+
+
+def per_category(values, per_value: np.ndarray, missing=0) -> np.ndarray:
+    """Per-row view of a per-category array (``missing`` for NaN rows) of a Categorical column."""
+    codes = values.cat.codes.to_numpy() if isinstance(values, pd.Series) else np.asarray(values.codes)
+    per_value = np.asarray(per_value)
+    table = np.append(per_value, np.asarray([missing], dtype=per_value.dtype))   # code -1 → the last
+    return table[codes]
+
+
 def arrow_strings(values) -> pa.Array:
-    """A string column as one contiguous ``pyarrow`` string array (``""`` for empty/NA)."""
+    """A string column as one contiguous ``pyarrow`` string array (``""`` for empty/NA); a
+    Categorical column is gathered from its categories (one Arrow take)."""
+    parts = category_parts(values)
+    if parts is not None:
+        codes, cats = parts
+        idx = pa.array(codes, mask=codes < 0) if len(codes) and codes.min() < 0 else pa.array(codes)
+        arr = pc.take(cats, idx)
+        return pc.fill_null(arr, "") if arr.null_count else arr
     arr = getattr(getattr(values, "array", None), "_pa_array", None)
     if arr is None or not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
         arr = pa.array(pd.Series(values, dtype="object").fillna("").astype(str).to_numpy(dtype=object),
@@ -314,6 +382,9 @@ def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
     as ``value * 32 + length`` (keeps leading zeros distinct), much cheaper than hashing strings;
     anything else falls back to arrow's dictionary encoding. Codes follow the sorted uniques.
     """
+    parts = category_parts(values)
+    if parts is not None and not (len(parts[0]) and parts[0].min() < 0):
+        return _sorted_category_codes(*parts)
     arr = arrow_strings(values)
     numeric = _digit_codes(arr)
     if numeric is not None:
@@ -336,6 +407,19 @@ def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
     rank[order] = np.arange(len(order), dtype=np.int64)
     codes = sorting.renumber(ids, rank) if len(order) else np.zeros(len(arr), np.int64)
     return codes, pc.take(dictionary, pa.array(order))
+
+
+def _sorted_category_codes(codes: np.ndarray, categories: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """:func:`sorted_codes` of a Categorical column: the categories that occur are ranked exactly as
+    :func:`sorted_codes` ranks strings (digit strings by value then length, else code point order),
+    then each row's code is mapped to its category's rank."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(categories))) if len(codes) else \
+        np.zeros(0, np.int64)
+    used = pc.take(categories, pa.array(present))
+    rank, names = sorted_codes(used)                       # distinct strings: rank = sorted position
+    table = np.zeros(len(categories), dtype=np.int64)
+    table[present] = rank
+    return table[codes], names
 
 
 def _digit_codes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -427,20 +511,23 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     account_ids = arrow_strings(accounts["waba_id"])
     if pc.count_distinct(account_ids).as_py() != len(account_ids):
         raise InputError("account listed twice", source="accounts", column="waba_id")
-    waba = arrow_strings(deduped["waba_id"])
-    waba_b, account_b = string_buffers(waba), string_buffers(account_ids)
-    if not n:
-        account = np.zeros(0, np.int64)
-    elif waba_b is not None and account_b is not None:        # pc.index_in, compiled
-        account = sorting.lookup_strings(waba_b, account_b)
-    else:
-        account = np.asarray(pc.fill_null(pc.index_in(waba, value_set=account_ids), -1), dtype=np.int64)
+    account = _account_index(deduped["waba_id"], account_ids) if n else np.zeros(0, np.int64)
     delivered = _instants_ns(deduped["delivered_at"])
     read = _instants_ns(deduped["read_at"])
     sent = _instants_ns(deduped["sent_at"])
     direction_b = _buffers(deduped["direction"])
     status_b = _buffers(deduped["status"])
-    if direction_b is not None and status_b is not None:
+    coded = category_parts(deduped["direction"]) is not None and category_parts(deduped["status"]) is not None
+    if coded:       # Categoricals (the reader's): one answer per category, gathered by code
+        inbound = _category_is(deduped["direction"], ("inbound",))
+        billable = _category_is(deduped["direction"], ("outbound",)) & _category_is(deduped["status"],
+                                                                                   ("delivered", "read"))
+        charge = np.where(delivered != NAT_NS, delivered, read)
+        charge = np.where(inbound, sent, np.where(billable, charge, NAT_NS))
+        unknown = account < 0
+        missing = (charge == NAT_NS) & ~unknown
+        missing_time, missing_in = billable & missing, inbound & missing
+    elif direction_b is not None and status_b is not None:
         # the expressions below in one compiled pass (Arrow strings without nulls)
         inbound, billable, charge, unknown, missing_time, missing_in = sorting.classify_rows(
             direction_b, status_b, delivered, read, sent, account)
@@ -475,6 +562,28 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     return MessageClasses(account=account, inbound=inbound, billable=billable, charge_ns=charge,
                           excluded=unknown | missing_time | missing_in, account_ids=account_ids,
                           timezones=timezones, zone_of_account=zone_of_account, zones=zones)
+
+
+def _account_index(waba: pd.Series, account_ids: pa.Array) -> np.ndarray:
+    """Position of each message's ``waba_id`` in ``account_ids`` (-1 when absent)."""
+    from . import sorting
+
+    if category_parts(waba) is not None:                      # a lookup per category, gathered by code
+        _, cats = category_parts(waba)
+        per = np.asarray(pc.fill_null(pc.index_in(cats, value_set=account_ids.cast(cats.type)), -1), dtype=np.int64)
+        return per_category(waba, per, missing=-1)
+    strings = arrow_strings(waba)
+    waba_b, account_b = string_buffers(strings), string_buffers(account_ids)
+    if waba_b is not None and account_b is not None:        # pc.index_in, compiled
+        return sorting.lookup_strings(waba_b, account_b)
+    return np.asarray(pc.fill_null(pc.index_in(strings, value_set=account_ids), -1), dtype=np.int64)
+
+
+def _category_is(values: pd.Series, names) -> np.ndarray:
+    """Per row of a Categorical column: its value is one of ``names``."""
+    _, cats = category_parts(values)
+    per = pc.is_in(cats, value_set=pa.array(list(names), type=cats.type)).to_numpy(zero_copy_only=False)
+    return per_category(values, per.astype(bool), missing=False)
 
 
 def _report(quality: QualityLog, frame: pd.DataFrame, mask: np.ndarray, severity: str, code: str, column: str,

@@ -464,9 +464,12 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
         infos.append(InputInfo("messages", path, n_rows, digest))
     if not frames:
         return _empty_messages(), infos
-    if len(frames) > 1:      # one category list for every file, so that concat keeps the codes
-        paths = pd.CategoricalDtype(list(dict.fromkeys(p for f in frames for p in f["source"].cat.categories)))
-        frames = [f.assign(source=f["source"].astype(paths)) for f in frames]
+    if len(frames) > 1:      # one category list per column for every file, so that concat keeps the codes
+        for c in ["source", *_CODED_MESSAGE_COLUMNS]:
+            if c in frames[0].columns and isinstance(frames[0][c].dtype, pd.CategoricalDtype):
+                union = pd.CategoricalDtype(pd.Index(list(dict.fromkeys(v for f in frames for v in f[c].cat.categories)),
+                                                     dtype="str"))
+                frames = [f.assign(**{c: f[c].astype(union)}) for f in frames]
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     del frames
     release_unused()
@@ -480,7 +483,8 @@ def _sha256(data: bytes) -> str:
 
 
 def _empty_messages() -> pd.DataFrame:
-    cols = {c: pd.Series(dtype="str") for c in MESSAGE_OUTPUT_COLUMNS}
+    cols = {c: pd.Series(pd.Categorical([], categories=pd.Index([], dtype="str"))) if c in _CODED_MESSAGE_COLUMNS
+            else pd.Series(dtype="str") for c in MESSAGE_OUTPUT_COLUMNS}
     for c in MESSAGE_TIMESTAMPS:
         cols[c] = pd.Series(dtype="datetime64[ns, UTC]")
     cols["row"] = pd.Series(dtype="int64")
@@ -747,10 +751,16 @@ def _normalise_enum(value: str) -> str:
     return re.sub(r"[\s\-]+", "_", value.strip().lower())
 
 
-def _text_output(col, n: int, keep: np.ndarray | None) -> pd.Series:
-    """A text column as a pandas ``str`` Series of one contiguous large_string array, rows ``keep``."""
+def _text_output(col, n: int, keep: np.ndarray | None, categorical: bool = False) -> pd.Series:
+    """A text column as a pandas ``str`` Series of one contiguous large_string array, rows ``keep``;
+    with ``categorical`` (the few-valued columns, :data:`_CODED_MESSAGE_COLUMNS`) a Categorical
+    (:func:`_categorical_output`)."""
     import pyarrow as pa
 
+    if categorical:
+        if not isinstance(col, _Coded):
+            col = _coded(col) if col is not None else _Coded(np.zeros(n, dtype=np.int8), pa.array([""], pa.large_string()))
+        return _categorical_output(col, keep)
     if col is None:
         k = n if keep is None else int(keep.sum())
         arr = pa.Array.from_buffers(pa.large_string(), k, [None, pa.py_buffer(np.zeros(k + 1, dtype=np.int64)),
@@ -770,6 +780,23 @@ def _text_output(col, n: int, keep: np.ndarray | None) -> pd.Series:
         arr = col.cast(pa.large_string())
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     return pd.Series(pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
+
+
+def _categorical_output(col: _Coded, keep: np.ndarray | None) -> pd.Series:
+    """A :class:`_Coded` column as a pandas Categorical of rows ``keep``: the distinct values, in order of
+    their first code (normalising spellings may have made two values equal), ``""`` as a value like any
+    other (never NaN). A category may occur in no row (e.g. only on rows left out). The engine works on
+    the codes; no per-row strings are built."""
+    import pyarrow.compute as pc
+
+    codes = col.codes if keep is None else col.codes[keep]
+    encoded = pc.dictionary_encode(col.values)             # equal values after normalising → one code
+    remap = encoded.indices.to_numpy(zero_copy_only=False)
+    categories = encoded.dictionary
+    if not np.array_equal(remap, np.arange(len(remap))):
+        codes = remap.astype(_code_type(len(categories)))[codes]
+    return pd.Series(pd.Categorical.from_codes(
+        codes, dtype=pd.CategoricalDtype(pd.Index(pd.array(categories, dtype="str")))))
 
 
 def _fixed_width_take(values, codes: np.ndarray):
@@ -952,7 +979,7 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
             values = times[c].reset_index(drop=True)
             out[c] = values if keep is None else values[keep].reset_index(drop=True)
         else:
-            out[c] = _text_output(text.pop(c), n, keep)
+            out[c] = _text_output(text.pop(c), n, keep, categorical=c in _CODED_MESSAGE_COLUMNS)
     if cols.source is None:
         out["source"] = _source_codes(path, n if keep is None else int(keep.sum()))
     else:

@@ -230,6 +230,47 @@ def test_parquet_csv_and_jsonl_read_messy_values_alike(tmp_path, accounts):
         ["str", "datetime64[ns, UTC]", "category", "int64"]
 
 
+def test_few_valued_columns_come_out_as_categoricals_of_their_distinct_values():
+    import numpy as np
+
+    # two spellings normalised to one value ("inbound" twice), a value only on a left-out row ("x")
+    values = pa.array(["inbound", "outbound", "inbound", "x"], pa.large_string())
+    codes = np.array([0, 1, 2, 3, 2, 1], dtype=np.int8)
+    keep = np.array([True, True, True, False, True, True])
+    got = tables._text_output(tables._Coded(codes, values), len(codes), keep, categorical=True)
+    assert isinstance(got.dtype, pd.CategoricalDtype)
+    assert got.tolist() == ["inbound", "outbound", "inbound", "inbound", "outbound"]
+    assert list(got.cat.categories) == ["inbound", "outbound", "x"]        # one category per distinct value
+    assert got.cat.codes.tolist() == [0, 1, 0, 0, 1]
+    assert str(got.cat.categories.dtype) == "str"
+    # an absent column: "" on every row
+    absent = tables._text_output(None, 3, None, categorical=True)
+    assert absent.tolist() == ["", "", ""] and list(absent.cat.categories) == [""]
+
+
+def test_reader_hands_the_few_valued_columns_over_as_categoricals(tmp_path):
+    frame = pd.DataFrame({"message_id": ["m1", "m2", "m3"], "waba_id": ["W1", "W1", "W2"],
+                          "phone_number_id": ["1", "1", "2"], "user_wa_id": ["447700900001"] * 3,
+                          "direction": ["Inbound", "outbound", "OUTBOUND"], "status": ["read", "sent", "read"],
+                          "sent_at": ["2025-07-01T00:00:00Z"] * 3, "message_kind": ["free_form", "template", "template"],
+                          "template_category": ["", "MARKETING", "utility"], "entry_point": [""] * 3})
+    for name, write in (("m.csv", lambda p: frame.to_csv(p, index=False)), ("m.parquet", frame.to_parquet)):
+        path = tmp_path / name
+        write(path)
+        out, _ = tables.read_messages([str(path)], QualityLog())
+        for c in ("waba_id", "phone_number_id", "direction", "status", "message_kind", "template_category",
+                  "entry_point"):
+            assert isinstance(out[c].dtype, pd.CategoricalDtype), (name, c)
+        assert out["direction"].tolist() == ["inbound", "outbound", "outbound"]
+        assert list(out["direction"].cat.categories) == ["inbound", "outbound"]
+        assert out["template_category"].tolist() == ["", "marketing", "utility"]
+        assert str(out["message_id"].dtype) == "str" and str(out["user_wa_id"].dtype) == "str"
+    # two files with different values: one category list, codes kept by the concatenation
+    out, _ = tables.read_messages([str(tmp_path / "m.csv"), str(tmp_path / "m.parquet")], QualityLog())
+    assert isinstance(out["waba_id"].dtype, pd.CategoricalDtype)
+    assert out["waba_id"].tolist() == ["W1", "W1", "W2"] * 2
+
+
 def test_arrow_fast_paths_match_the_general_ones():
     import numpy as np
 
