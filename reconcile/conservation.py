@@ -22,7 +22,6 @@ from numba import njit
 
 from .contracts import Period
 from .engine.buffers import string_buffers
-from .engine.hashing import fnv1a
 
 
 #: match strings with the compiled kernels below (``False``: Arrow's kernels only; tests compare both)
@@ -186,86 +185,119 @@ def load_kernels() -> None:
     _opener_positions(ids, ids, np.array([False, True]), ids, np.array([True, True]), np.array([True, False]))
 
 
-@njit(cache=True)
+# The kernels below read the strings of Arrow buffers (``offsets`` int64, ``data`` uint8) eight bytes
+# at a time. Byte positions are ``uint64``: with a signed index numba checks every read for a negative
+# (wrap-around) index, which keeps LLVM from merging the eight byte reads of a word into one load.
+
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _load8(data, start):
+    """Bytes ``start .. start + 7`` as one little-endian 64-bit word (all must be in ``data``)."""
+    s = np.uint64(start)
+    return (np.uint64(data[s]) | (np.uint64(data[s + np.uint64(1)]) << np.uint64(8))
+            | (np.uint64(data[s + np.uint64(2)]) << np.uint64(16))
+            | (np.uint64(data[s + np.uint64(3)]) << np.uint64(24))
+            | (np.uint64(data[s + np.uint64(4)]) << np.uint64(32))
+            | (np.uint64(data[s + np.uint64(5)]) << np.uint64(40))
+            | (np.uint64(data[s + np.uint64(6)]) << np.uint64(48))
+            | (np.uint64(data[s + np.uint64(7)]) << np.uint64(56)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _word(data, start, nbytes):
+    """The ``nbytes`` (clipped to 0..8) bytes from ``start`` as a little-endian word, zeros above them.
+    One load when 8 bytes are readable there (the bytes past the string are masked off), else byte by byte
+    (the end of the buffer)."""
+    m = min(max(nbytes, 0), 8)
+    if start + 8 <= data.shape[0]:
+        half = np.uint64(4 * m)               # two shifts: a shift by 64 is undefined
+        return _load8(data, start) & ~((_ALL_ONES << half) << half)
+    w = np.uint64(0)
+    for j in range(m):
+        w |= np.uint64(data[np.uint64(start + j)]) << np.uint64(8 * j)
+    return w
+
+
+@njit(cache=True, nogil=True)
 def _hash(offsets, data, i):
-    """64-bit FNV-1a of string ``i``, mixed (murmur3 finaliser) so that its low bits pick table slots."""
-    h = fnv1a(offsets, data, i)
+    """64-bit hash of string ``i``: its length and its bytes eight at a time, then the murmur3
+    finaliser (so that both its low bits, the table slot, and its high bits are well mixed)."""
+    start = offsets[i]
+    n = offsets[i + 1] - start
+    h = np.uint64(n) * _GOLDEN
+    k = 0
+    while k + 8 < n:
+        h = (h ^ _word(data, start + k, 8)) * _GOLDEN
+        h ^= h >> np.uint64(29)
+        k += 8
+    h ^= _word(data, start + k, n - k)
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
     h ^= h >> np.uint64(33)
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _same(offsets1, data1, i, offsets2, data2, j):
+    """String ``i`` of the first buffers equals string ``j`` of the second (length, then 8 bytes at a time)."""
     start1 = offsets1[i]
     start2 = offsets2[j]
     n = offsets1[i + 1] - start1
     if offsets2[j + 1] - start2 != n:
         return False
-    for k in range(n):
-        if data1[start1 + k] != data2[start2 + k]:
+    k = 0
+    while k < n:
+        if _word(data1, start1 + k, n - k) != _word(data2, start2 + k, n - k):
             return False
+        k += 8
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _vocabulary_codes(offsets, data, vocab_offsets, vocab_data):
-    """Per string, the first equal vocabulary entry, -1 for none. Entries of up to 16 bytes are
-    compared as (length, two 64-bit words) without a branch per byte or per entry (the strings of a
-    column alternate between a few values: branches would mispredict); longer ones byte by byte."""
+    """Per string, the first equal vocabulary entry, -1 for none. When no entry is longer than 16 bytes
+    a string is compared as (length, two 64-bit words) with every entry, without a branch per entry
+    (the strings of a column alternate between a few values: branches would mispredict); otherwise
+    entry by entry."""
     n = offsets.shape[0] - 1
     nv = vocab_offsets.shape[0] - 1
     codes = np.full(n, -1, np.int64)
     longest = 0
     for v in range(nv):
         longest = max(longest, vocab_offsets[v + 1] - vocab_offsets[v])
-    if longest > 16 or data.shape[0] == 0:
+    if longest > 16:
         for i in range(n):
             for v in range(nv):
                 if _same(offsets, data, i, vocab_offsets, vocab_data, v):
                     codes[i] = v
                     break
         return codes
-    words = np.zeros((nv, 3), np.uint64)
+    lengths = np.empty(nv, np.int64)
+    words = np.empty((nv, 2), np.uint64)
     for v in range(nv):
-        words[v, 0] = vocab_offsets[v + 1] - vocab_offsets[v]
-        words[v, 1], words[v, 2] = _words16(vocab_data, vocab_offsets[v], vocab_offsets[v + 1] - vocab_offsets[v])
+        start = vocab_offsets[v]
+        lengths[v] = vocab_offsets[v + 1] - start
+        words[v, 0] = _word(vocab_data, start, lengths[v])
+        words[v, 1] = _word(vocab_data, start + 8, lengths[v] - 8)
     for i in range(n):
-        length = offsets[i + 1] - offsets[i]
-        w0, w1 = _words16(data, offsets[i], length)
+        start = offsets[i]
+        length = offsets[i + 1] - start
+        w0 = _word(data, start, length)
+        w1 = _word(data, start + 8, length - 8)
         code = -1
         for v in range(nv - 1, -1, -1):
-            same = (np.uint64(length) == words[v, 0]) & (w0 == words[v, 1]) & (w1 == words[v, 2])
+            same = (length == lengths[v]) & (w0 == words[v, 0]) & (w1 == words[v, 1])
             code = v if same else code
         codes[i] = code
     return codes
 
 
-@njit(cache=True)
-def _words16(data, start, length):
-    """The first 16 bytes of a string (zeros past its end) as two little-endian 64-bit words."""
-    w0 = np.uint64(0)
-    w1 = np.uint64(0)
-    if start + 16 <= data.shape[0]:         # 16 bytes readable: read them all, then mask
-        for k in range(8):
-            w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
-            w1 |= np.uint64(data[start + 8 + k]) << np.uint64(8 * k)
-        if length < 8:
-            w0 &= (np.uint64(1) << np.uint64(8 * length)) - np.uint64(1)
-            w1 = np.uint64(0)
-        elif length < 16:
-            w1 &= (np.uint64(1) << np.uint64(8 * (length - 8))) - np.uint64(1)
-    else:
-        for k in range(min(length, 16)):
-            if k < 8:
-                w0 |= np.uint64(data[start + k]) << np.uint64(8 * k)
-            else:
-                w1 |= np.uint64(data[start + k]) << np.uint64(8 * (k - 8))
-    return w0, w1
-
-
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _table(n):
     """An empty open-addressing table for ``n`` strings (at most half full) and its slot mask."""
     size = 2
@@ -274,12 +306,12 @@ def _table(n):
     return np.zeros(size, np.uint64), np.uint64(size - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tag(h):
     return (h >> np.uint64(32)) | np.uint64(1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find(table, mask, h, offsets, data, i, t_off, t_data):
     """The entry (a row of ``t_off``/``t_data``) holding string ``i`` (hash ``h``), -1 when absent.
     A slot is 0 (empty) or the hash's high half (tag) << 32 | entry + 1."""
@@ -296,7 +328,7 @@ def _find(table, mask, h, offsets, data, i, t_off, t_data):
         s = (s + np.uint64(1)) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add(table, mask, h, entry):
     """Put ``entry`` (known absent) into the table."""
     s = h & mask
@@ -305,7 +337,60 @@ def _add(table, mask, h, entry):
     table[s] = (_tag(h) << np.uint64(32)) | np.uint64(entry + 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _filter(hashes):
+    """A one-bit-per-slot filter of ``hashes`` (8 to 16 bits per hash, indexed by the hash's top bits,
+    independent of the table slot): a clear bit proves a string absent; small enough to stay in cache.
+    Returns the bits and the shift that gives a hash's bit position."""
+    n_bits = 64
+    shift = 58
+    while n_bits < 8 * hashes.shape[0]:
+        n_bits <<= 1
+        shift -= 1
+    bits = np.zeros(n_bits // 64, np.uint64)
+    for h in hashes:
+        b = h >> np.uint64(shift)
+        bits[b >> np.uint64(6)] |= np.uint64(1) << (b & np.uint64(63))
+    return bits, np.uint64(shift)
+
+
+@njit(cache=True, nogil=True)
+def _lookup(table, mask, bits, shift, t_off, t_data, offsets, data, rows):
+    """For each string ``rows[k]`` (of ``offsets``/``data``), the entry of the table (a row of
+    ``t_off``/``t_data``, filtered by ``bits``, see :func:`_filter`) holding an equal string, -1 when none.
+
+    In passes over all rows, so that the memory reads of different rows overlap instead of each row
+    waiting for its own: the hashes; the filter, which drops most absent strings; the table probed on
+    the tags alone; every candidate confirmed byte for byte (an unconfirmed one, a tag collision, is
+    looked up again comparing the bytes of every candidate)."""
+    n = rows.shape[0]
+    hashes = np.empty(n, np.uint64)
+    for k in range(n):
+        hashes[k] = _hash(offsets, data, rows[k])
+    entry = np.full(n, -1, np.int64)
+    for k in range(n):
+        h = hashes[k]
+        b = h >> shift
+        if not (bits[b >> np.uint64(6)] >> (b & np.uint64(63))) & np.uint64(1):
+            continue
+        tag = _tag(h)
+        s = h & mask
+        while True:
+            word = table[s]
+            if word == 0:
+                break
+            if word >> np.uint64(32) == tag:
+                entry[k] = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
+                break
+            s = (s + np.uint64(1)) & mask
+    for k in range(n):
+        r = entry[k]
+        if r >= 0 and not _same(offsets, data, rows[k], t_off, t_data, r):
+            entry[k] = _find(table, mask, hashes[k], offsets, data, rows[k], t_off, t_data)
+    return entry
+
+
+@njit(cache=True, nogil=True)
 def _locate_openers(a_off, a_data, b_off, b_data, b_keep, c_off, c_data, c_keep, c_in_period):
     """A: the units' opening ids, B: the raw units' (rows ``b_keep``), C: the coverage's openers (rows
     ``c_keep``). Returns each A row's position among A's distinct ids (first appearance order), the
@@ -313,19 +398,19 @@ def _locate_openers(a_off, a_data, b_off, b_data, b_keep, c_off, c_data, c_keep,
     number of distinct A ids when the row is ``c_in_period`` and its id is in B, else -1 (B is
     looked at only for rows of the period: elsewhere only A matters).
 
-    Open-addressing tables of the distinct ids (A, then B when some row of the period is not in A).
-    The C rows are first matched on the tag alone, and every match is then confirmed on the bytes in
-    a second pass (independent reads, cheaper than confirming while probing); a match that is not
-    confirmed is looked up again comparing the bytes."""
+    Open-addressing tables of the distinct ids (A, then B when some row of the period is not in A);
+    the C rows are looked up in A all together (:func:`_lookup`), every match confirmed on the bytes."""
     na = a_off.shape[0] - 1
     nb = b_off.shape[0] - 1
     nc = c_off.shape[0] - 1
     table, mask = _table(na)
     unit_pos = np.empty(na, np.int64)
     first_row = np.empty(na, np.int64)
+    a_hashes = np.empty(na, np.uint64)
     n_period = 0
     for i in range(na):
         h = _hash(a_off, a_data, i)
+        a_hashes[i] = h
         r = _find(table, mask, h, a_off, a_data, i, a_off, a_data)
         if r < 0:
             _add(table, mask, h, i)
@@ -334,32 +419,16 @@ def _locate_openers(a_off, a_data, b_off, b_data, b_keep, c_off, c_data, c_keep,
             n_period += 1
         else:
             unit_pos[i] = unit_pos[r]
-    entry = np.full(nc, -1, np.int64)
-    hashes = np.zeros(nc, np.uint64)
-    for i in range(nc):
-        if not c_keep[i]:
-            continue
-        h = _hash(c_off, c_data, i)
-        hashes[i] = h
-        tag = _tag(h)
-        s = h & mask
-        while True:
-            word = table[s]
-            if word == 0:
-                break
-            if word >> np.uint64(32) == tag:
-                entry[i] = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
-                break
-            s = (s + np.uint64(1)) & mask
+    bits, shift = _filter(a_hashes)
+    rows = np.flatnonzero(c_keep)
+    entry = _lookup(table, mask, bits, shift, a_off, a_data, c_off, c_data, rows)
     opener_pos = np.full(nc, -1, np.int64)
     in_b = 0
-    for i in range(nc):
-        r = entry[i]
-        if r >= 0 and not _same(c_off, c_data, i, a_off, a_data, r):
-            r = _find(table, mask, hashes[i], c_off, c_data, i, a_off, a_data)
-        if r >= 0:
-            opener_pos[i] = unit_pos[r]
-        elif c_keep[i] and c_in_period[i]:
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        if entry[k] >= 0:
+            opener_pos[i] = unit_pos[entry[k]]
+        elif c_in_period[i]:
             in_b += 1
     if in_b:
         kept = 0
@@ -372,9 +441,9 @@ def _locate_openers(a_off, a_data, b_off, b_data, b_keep, c_off, c_data, c_keep,
                 h = _hash(b_off, b_data, i)
                 if _find(table, mask, h, b_off, b_data, i, b_off, b_data) < 0:
                     _add(table, mask, h, i)
-        for i in range(nc):
-            if opener_pos[i] < 0 and c_keep[i] and c_in_period[i]:
-                if _find(table, mask, hashes[i], c_off, c_data, i, b_off, b_data) >= 0:
+        for i in rows:
+            if opener_pos[i] < 0 and c_in_period[i]:
+                if _find(table, mask, _hash(c_off, c_data, i), c_off, c_data, i, b_off, b_data) >= 0:
                     opener_pos[i] = n_period
     return unit_pos, first_row[:n_period], opener_pos
 
