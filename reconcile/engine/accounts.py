@@ -12,12 +12,13 @@ more than one key at a time, in this order:
 6. volume-tier ranks (sections 1, 4): :func:`tier_ranks`;
 7. rates (section 0 "Rates"): :func:`price_units`, missing rates reported as ``missing_rate``.
 
-Every pass is vectorised (sorts, group cumcounts, searchsorted); the only loops are over regimes.
+Every pass is vectorised (sorts, group cumcounts, searchsorted); the only loops are over regimes,
+accounts and the few distinct names of a column.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -28,16 +29,22 @@ import pyarrow.compute as pc
 from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, UNIT_ORDER, Period
 from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
-from ..rules.rates import RateLookup, RateTable
+from ..rules.rates import RateTable
 from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
 #: minimum history before the period start, in days, below which ``short_lookback`` is reported (section 0)
 MIN_LOOKBACK_DAYS = 7
-_STRING_COLUMNS = ["waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category",
-                   "pricing_type", "opening_message_id", "billing_month", "era", "timezone"]
+#: output string columns copied from the raw units as they are (one gather each, in the final order)
+_COPIED_STRING_COLUMNS = ("phone_number_id", "user_wa_id", "country", "era", "timezone")
 _NAT = np.iinfo(np.int64).min
+#: local day of a unit without a local date (NaT): below every date, so no rate version is in force
+_NO_DAY = np.int64(-(1 << 40))
+#: a dense table over a packed key is used (instead of a sort) while the key range is below this
+#: multiple of the row count (plus a fixed allowance for small inputs)
+_DENSE_KEY_FACTOR = 4
+_DENSE_KEY_MIN = 1 << 16
 
 
 # --------------------------------------------------------------------------- entry point
@@ -51,17 +58,18 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     ``units_before_period`` / ``units_after_period`` (computed as state, not emitted) and
     ``units_<pricing_type>`` for each pricing type.
 
+    The raw units' string columns may be pandas ``str`` or ``Categorical`` (see :class:`RawColumns`).
     The passes work on integer arrays in delivery order (:class:`UnitArrays`): string columns are
     small vocabularies with codes (ordered like the strings where an order is needed), rows are
     positions into the raw units. Every output column is gathered once, in the final order.
     """
     table = rates if isinstance(rates, RateTable) else RateTable(rates)
-    units = _normalise_raw_units(raw_units)
-    month = _Codes.of(units["billing_month"])
+    raw = RawColumns(raw_units)
+    month = raw.codes("billing_month")
     before = month.where(lambda m: m < period.first)
     after = month.where(lambda m: m > period.last)
     counts = {"units_before_period": int(before.sum()), "units_after_period": int(after.sum())}
-    u = UnitArrays(units, np.flatnonzero(~before & ~after), month)
+    u = UnitArrays(raw, np.flatnonzero(~before & ~after), month)
     _join_accounts(u, accounts, quality)
 
     apply_authentication_international(u, table)
@@ -72,75 +80,40 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     price_units(u, table, quality)
     out = u.frame()
 
-    free = out["pricing_type"].isin(FREE_PRICING_TYPES)
-    counts.update({"units": int(len(out)), "units_free": int(free.sum()),
-                   "units_unpriced": int((~free & out["amount"].isna()).sum())})
+    free = u.pricing_type.isin(FREE_PRICING_TYPES)
+    counts.update({"units": u.n, "units_free": int(free.sum()),
+                   "units_unpriced": int((~free & np.isnan(u.rate)).sum())})
     by_type = np.bincount(u.pricing_type.codes, minlength=len(u.pricing_type.names))
     for pt in PRICING_TYPES:
         counts[f"units_{pt}"] = int(by_type[u.pricing_type.names.index(pt)]) if pt in u.pricing_type.names else 0
     return out, counts
 
 
-# --------------------------------------------------------------------------- preparation
-def _normalise_raw_units(raw_units: pd.DataFrame) -> pd.DataFrame:
-    """The raw units with the dtypes this module relies on (strings without NaN, ns instants, naive
-    local dates); columns already in that form are taken as they are (no copy)."""
-    u = pd.DataFrame(index=raw_units.index)
-    for c in _STRING_COLUMNS:
-        s = raw_units[c] if c in raw_units.columns else pd.Series("", index=raw_units.index, dtype="str")
-        u[c] = s if _is_plain_str(s) else s.fillna("").astype(str)
-    for c in ("opened_at", "expires_at"):
-        s = raw_units[c] if c in raw_units.columns else pd.Series(pd.NaT, index=raw_units.index)
-        u[c] = s if s.dtype == "datetime64[ns, UTC]" else pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
-    ld = raw_units["local_date"]
-    if not (ld.dtype == np.dtype("M8[ns]") and _midnights(ld.to_numpy().view(np.int64))):
-        if isinstance(ld.dtype, pd.DatetimeTZDtype):
-            ld = ld.dt.tz_localize(None)
-        ld = pd.to_datetime(ld).astype("datetime64[ns]").dt.normalize()
-    u["local_date"] = ld
-    mc = raw_units["message_count"]
-    u["message_count"] = mc if mc.dtype == np.int64 else pd.to_numeric(mc).fillna(0).astype("int64")
-    ri = raw_units["regime_index"]
-    u["regime_index"] = ri if ri.dtype == np.int64 else pd.to_numeric(ri).astype("int64")
-    return u.reset_index(drop=True)
-
-
-def _is_plain_str(s: pd.Series) -> bool:
-    """A pandas ``str`` column (Arrow storage, NaN as missing value) without missing values."""
-    dtype = s.dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" and isinstance(dtype.na_value, float)):
-        return False
-    arr = getattr(s.array, "_pa_array", None)
-    return arr is not None and arr.null_count == 0 and pa.types.is_large_string(arr.type)
-
-
-def _midnights(ns: np.ndarray) -> bool:
-    ok = ns != _NAT
-    return bool(np.all(ns[ok] % DAY_NS == 0)) if len(ns) else True
-
-
-def _utc(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC"))
-
-
+# --------------------------------------------------------------------------- string codes
 class _Codes:
-    """A string column as ``codes`` into ``names``. From :meth:`of`, ``names`` are sorted (code point
-    order, as pandas and Arrow compare strings), so codes compare like the strings; :meth:`code` may
-    append a name (then only equality is meaningful for it)."""
+    """A string column as ``codes`` into ``names``. From :meth:`of` and :meth:`sorted`, ``names`` are
+    sorted (code point order, as pandas and Arrow compare strings), so codes compare like the strings;
+    :meth:`code` may append a name (then only equality is meaningful for it)."""
 
     def __init__(self, codes: np.ndarray, names: list[str]):
         self.codes = codes
         self.names = names
 
     @classmethod
-    def of(cls, column: pd.Series | pa.Array) -> "_Codes":
-        enc = pc.dictionary_encode(column if isinstance(column, pa.Array) else arrow_strings(column))
-        dictionary = enc.dictionary
-        order = np.asarray(pc.sort_indices(dictionary), dtype=np.int64)
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order), dtype=np.int64)
-        codes = rank[np.asarray(enc.indices, dtype=np.int64)] if len(enc) else np.zeros(0, dtype=np.int64)
-        return cls(codes, pc.take(dictionary, pa.array(order)).to_pylist())
+    def of(cls, strings: pa.Array) -> "_Codes":
+        """Codes of an Arrow string array (one dictionary encoding; the few names sorted after)."""
+        enc = pc.dictionary_encode(strings)
+        codes = np.asarray(enc.indices, dtype=np.int64) if len(enc) else np.zeros(0, dtype=np.int64)
+        return cls.sorted(codes, enc.dictionary.to_pylist())
+
+    @classmethod
+    def sorted(cls, codes: np.ndarray, names: list[str]) -> "_Codes":
+        """``codes`` into any list of ``names`` (unsorted, possibly repeated) → codes into the sorted
+        distinct names (a gather through one small rank table)."""
+        distinct = sorted(set(names))
+        index = {name: i for i, name in enumerate(distinct)}
+        rank = np.array([index[name] for name in names], dtype=np.int64)
+        return cls(rank[codes] if len(names) else np.zeros(len(codes), dtype=np.int64), distinct)
 
     def take(self, positions: np.ndarray) -> "_Codes":
         return _Codes(self.codes[positions], self.names)
@@ -166,40 +139,140 @@ class _Codes:
         codes = self.codes if rows is None else self.codes[rows]
         return np.asarray(self.names, dtype=object)[codes] if len(self.names) else np.full(len(codes), "", object)
 
-    def column(self, rows: np.ndarray) -> pd.Series:
-        """``str`` Series of the strings of ``rows`` (one Arrow gather from the names)."""
-        vocab = pa.array(self.names, type=pa.large_string())
-        return str_series(pc.take(vocab, pa.array(self.codes[rows])))
+    def arrow(self, rows=None) -> pa.Array:
+        """``large_string`` array of the strings (of ``rows``): one Arrow gather from the names."""
+        codes = self.codes if rows is None else self.codes[rows]
+        return pc.take(pa.array(self.names, type=pa.large_string()), pa.array(codes))
+
+    def column(self, rows=None) -> pd.Series:
+        """``str`` Series of the strings (of ``rows``)."""
+        return str_series(self.arrow(rows))
 
 
+# --------------------------------------------------------------------------- raw columns
+class RawColumns:
+    """The raw units' columns as this module reads them, by position, without normalising the whole
+    frame: only the rows asked for are gathered or converted.
+
+    String columns come in three forms: pandas ``str`` (Arrow ``large_string`` without missing values:
+    used as it is), ``Categorical`` with string categories (its integer codes and few categories: no
+    string is hashed; a missing value reads as ``""``), anything else (object, numbers, NaN): converted
+    once like ``fillna("").astype(str)``. A missing string column reads as ``""`` everywhere, missing
+    ``opened_at`` / ``expires_at`` as NaT. Instants are int64 ns UTC (NaT = int64 minimum)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.n = len(frame)
+        self._strings: dict[str, pa.Array | tuple[np.ndarray, pa.Array]] = {}
+
+    def _string_column(self, name: str) -> pa.Array | tuple[np.ndarray, pa.Array]:
+        """Arrow strings, or ``(codes, vocabulary)`` for a Categorical / missing column (every code a
+        valid position)."""
+        if name not in self._strings:
+            s = self.frame[name] if name in self.frame.columns else None
+            if s is None:
+                self._strings[name] = (np.zeros(self.n, dtype=np.int8), pa.array([""], type=pa.large_string()))
+            elif _is_string_categorical(s):
+                cat = s.array
+                codes, names = cat.codes, cat.categories.tolist()
+                if len(codes) and codes.min() < 0:          # missing values read as ""
+                    codes, names = np.where(codes < 0, len(names), codes), names + [""]
+                self._strings[name] = (codes, pa.array(names, type=pa.large_string()))
+            else:
+                self._strings[name] = arrow_strings(s if _is_plain_str(s) else s.fillna("").astype(str))
+        return self._strings[name]
+
+    def strings(self, name: str, rows: np.ndarray) -> pa.Array:
+        """The strings of ``rows`` (a ``large_string`` array, one Arrow gather)."""
+        column = self._string_column(name)
+        if isinstance(column, tuple):
+            codes, vocab = column
+            return pc.take(vocab, pa.array(codes[rows]))
+        out = column.take(pa.array(rows))
+        return out if pa.types.is_large_string(out.type) else out.cast(pa.large_string())
+
+    def codes(self, name: str, rows: np.ndarray | None = None) -> _Codes:
+        """Sorted codes of the strings (of ``rows``): a Categorical's codes through its sorted
+        categories, else one dictionary encoding of the strings."""
+        column = self._string_column(name)
+        if isinstance(column, tuple):
+            codes, vocab = column
+            return _Codes.sorted(codes if rows is None else codes[rows], vocab.to_pylist())
+        return _Codes.of(column if rows is None else column.take(pa.array(rows)))
+
+    def instants(self, name: str) -> np.ndarray:
+        """int64 ns UTC of every row (a ``datetime64[ns, UTC]`` column is read without a copy)."""
+        if name not in self.frame.columns:
+            return np.full(self.n, _NAT, dtype=np.int64)
+        s = self.frame[name]
+        if s.dtype != "datetime64[ns, UTC]":
+            s = pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
+        return s.array.asi8
+
+    def local_days(self, rows: np.ndarray) -> np.ndarray:
+        """Local date of ``rows`` as int64 days since 1970-01-01 (the date of a naive instant, the wall
+        date of a tz-aware one; NaT → :data:`_NO_DAY`)."""
+        ld = self.frame["local_date"]
+        if ld.dtype != np.dtype("M8[ns]"):
+            if isinstance(ld.dtype, pd.DatetimeTZDtype):
+                ld = ld.dt.tz_localize(None)
+            ld = pd.to_datetime(ld).astype("datetime64[ns]")
+        ns = ld.to_numpy().view(np.int64)[rows]
+        return np.where(ns == _NAT, _NO_DAY, ns // DAY_NS)
+
+    def integers(self, name: str, fill_missing: bool = False) -> np.ndarray:
+        """int64 values of every row (``fill_missing``: missing values read as 0)."""
+        s = self.frame[name]
+        if s.dtype == np.int64:
+            return s.to_numpy()
+        s = pd.to_numeric(s)
+        return (s.fillna(0) if fill_missing else s).astype("int64").to_numpy()
+
+
+def _is_plain_str(s: pd.Series) -> bool:
+    """A pandas ``str`` column (Arrow storage, NaN as missing value) without missing values."""
+    dtype = s.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" and isinstance(dtype.na_value, float)):
+        return False
+    arr = getattr(s.array, "_pa_array", None)
+    return arr is not None and arr.null_count == 0 and pa.types.is_large_string(arr.type)
+
+
+def _is_string_categorical(s: pd.Series) -> bool:
+    """A ``Categorical`` column whose categories are all strings."""
+    return isinstance(s.dtype, pd.CategoricalDtype) and all(isinstance(c, str) for c in s.dtype.categories)
+
+
+def _utc(ns: np.ndarray) -> pd.Series:
+    return pd.Series(pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC"))
+
+
+# --------------------------------------------------------------------------- the units as arrays
 class UnitArrays:
     """The period's units in delivery order (``opened_at``, ties by ``opening_message_id``; rule book
-    section 0 "Ties") as arrays: ``pos`` (row of each unit in the normalised raw units), codes of the
-    string columns the passes read, ``regime`` (regime index) and, once joined, the account's currency,
-    business country and tier scope (portfolio) per account name. The passes rewrite ``category`` and
-    ``pricing_type`` (codes) and add ``tier_rank``, ``rate``, ``tier``, ``rate_version``."""
+    section 0 "Ties") as arrays: ``pos`` (row of each unit in the raw units), ``opened`` (ns), ``day``
+    (local date in days), ``regime`` (regime index), codes of the string columns the passes read and,
+    once joined, the account's currency, business country and tier scope (portfolio) per account name.
+    The passes rewrite ``category`` and ``pricing_type`` (codes) and add ``tier_rank``, ``rate``,
+    ``tier``, ``rate_version``."""
 
-    def __init__(self, units: pd.DataFrame, keep: np.ndarray, month: _Codes):
-        self.raw = units
-        opened = units["opened_at"].array.asi8
-        ids = arrow_strings(units["opening_message_id"])
-        t = opened[keep]
-        kept_ids = ids.take(pa.array(keep))
-        order = _order_by_instant(t, kept_ids)
+    def __init__(self, raw: RawColumns, keep: np.ndarray, month: _Codes):
+        self.raw = raw
+        t = raw.instants("opened_at")[keep]
+        self._kept_ids = raw.strings("opening_message_id", keep)
+        order = _order_by_instant(t, self._kept_ids)
+        self._keep, self._order = keep, order
         self.pos = keep[order]
         self.n = len(self.pos)
-        self.ids = kept_ids.take(pa.array(order))
         self.opened = t[order]
-        self.regime = units["regime_index"].to_numpy(np.int64)[self.pos]
-        self.local_date = units["local_date"].to_numpy()[self.pos]
-        self._keep, self._order = pa.array(keep), order
+        self.regime = raw.integers("regime_index")[self.pos]
+        self.day = raw.local_days(self.pos)
         self.month = month.take(self.pos)
         self.waba = self._codes("waba_id")
         self.category = self._codes("category")
         self.pricing_type = self._codes("pricing_type")
         self.pricing_model = self._codes("pricing_model")
         self.market = self._codes("market")
-        self._country = None
         self._phone = None
         # per account name (index = waba code): set by _join_accounts
         self.currency_of: list[str] = []
@@ -213,19 +286,21 @@ class UnitArrays:
     def _codes(self, column: str) -> _Codes:
         """Codes of a raw string column in delivery order (the kept rows, in row order, are encoded
         — a sequential gather — then the codes are put in delivery order)."""
-        return _Codes.of(arrow_strings(self.raw[column]).take(self._keep)).take(self._order)
+        return self.raw.codes(column, self._keep).take(self._order)
 
-    @property
-    def country(self) -> _Codes:
-        if self._country is None:
-            self._country = self._codes("country")
-        return self._country
+    def codes_of(self, column: str, rows: np.ndarray) -> _Codes:
+        """Codes of a raw string column for the units ``rows`` only (columns few units need)."""
+        return self.raw.codes(column, self.pos[rows])
 
     @property
     def phone(self) -> _Codes:
         if self._phone is None:
             self._phone = self._codes("phone_number_id")
         return self._phone
+
+    def ids(self, rows) -> pa.Array:
+        """Opening message ids of the units ``rows``."""
+        return self._kept_ids.take(pa.array(self._order[rows]))
 
     def currency(self, rows=None) -> np.ndarray:
         """Object array of the account currency of each unit (of ``rows``)."""
@@ -236,69 +311,72 @@ class UnitArrays:
         codes, _ = pd.factorize(np.asarray(self.currency_of + [""], dtype=object))
         return np.asarray(codes, dtype=np.int64)[self.waba.codes[rows]]
 
-    def days(self, rows) -> np.ndarray:
-        """Local date of each unit of ``rows`` as an integer (days; NaT below every date)."""
-        ns = self.local_date[rows].view(np.int64)
-        return np.where(ns == _NAT, np.int64(-(1 << 40)), ns // DAY_NS)
+    def local_date(self, rows) -> pd.Series:
+        """Local date of each unit of ``rows`` (naive ``datetime64[ns]`` midnights, NaT when none)."""
+        day = self.day[rows]
+        return pd.Series(np.where(day == _NO_DAY, _NAT, day * DAY_NS).view("M8[ns]"))
+
+    def unit_ids(self, rows) -> pa.Array:
+        """``opening_message_id:category`` of the units ``rows`` (the unit id, section 0)."""
+        return pc.binary_join_element_wise(self.ids(rows), self.category.arrow(rows),
+                                           pa.scalar(":", type=pa.large_string()))
+
+    def final_order(self) -> np.ndarray:
+        """Units (delivery positions) in ``UNIT_ORDER``: account, billing month, open instant, unit id.
+
+        Delivery order is (opened_at, opening_message_id), NaT last: a stable sort by (account, month)
+        keeps it; only rows tied on (account, month, opened_at) are reordered by unit id."""
+        key = self.waba.codes * max(len(self.month.names), 1) + self.month.codes   # both ordered like the strings
+        f = _stable_order(key)
+        return _break_ties(f, [key[f], self.opened[f]], self.unit_ids)
 
     def frame(self) -> pd.DataFrame:
-        """The units as the output frame: ``UNIT_COLUMNS + EXTRA_UNIT_COLUMNS`` in ``UNIT_ORDER``
-        (account, billing month, open instant, unit id), every column gathered once."""
-        raw = self.raw
-        vocab = pa.array(self.category.names, type=pa.large_string())
-        unit_id = pc.binary_join_element_wise(self.ids, pc.take(vocab, pa.array(self.category.codes)),
-                                               pa.scalar(":", type=pa.large_string()))
-        if not pa.types.is_large_string(unit_id.type):
-            unit_id = unit_id.cast(pa.large_string())
-        key = self.waba.codes * max(len(self.month.names), 1) + self.month.codes   # both ordered like the strings
-        # delivery order is (opened_at, opening_message_id), NaT last: a stable sort by (account, month)
-        # keeps it; only rows tied on (account, month, opened_at) are reordered by unit_id
-        f = np.argsort(key.astype(np.uint16) if len(key) and key.max() < 1 << 16 else key, kind="stable")
-        f = _break_ties(f, [key[f], self.opened[f]], unit_id)
+        """The units as the output frame: ``UNIT_COLUMNS + EXTRA_UNIT_COLUMNS`` in ``UNIT_ORDER``,
+        every column gathered once."""
+        f = self.final_order()
         rows = self.pos[f]
-        fa = pa.array(f)
-        raw_rows = pa.array(rows)
-
-        def raw_str(c):
-            return str_series(arrow_strings(raw[c]).take(raw_rows))
-
-        def raw_ns(c):
-            return raw[c].array.asi8[rows] if c != "local_date" else raw[c].to_numpy().view(np.int64)[rows]
-
-        accounts = self.waba.take(f)
+        raw = self.raw
+        ids = self.ids(f)
+        category = self.category.arrow(f)
+        accounts = self.waba.codes[f]
+        rate = self.rate[f]
         out = {
-            "unit_id": str_series(unit_id.take(fa)),
+            "unit_id": str_series(pc.binary_join_element_wise(ids, category, pa.scalar(":", type=pa.large_string()))),
             "waba_id": self.waba.column(f),
-            "phone_number_id": raw_str("phone_number_id"),
-            "user_wa_id": raw_str("user_wa_id"),
-            "country": raw_str("country"),
             "market": self.market.column(f),
             "pricing_model": self.pricing_model.column(f),
-            "category": self.category.column(f),
+            "category": str_series(category),
             "pricing_type": self.pricing_type.column(f),
-            "opened_at": _utc(raw_ns("opened_at")),
-            "expires_at": _utc(raw_ns("expires_at")),
-            "opening_message_id": str_series(self.ids.take(fa)),
-            "message_count": raw["message_count"].to_numpy(np.int64)[rows],
+            "opened_at": _utc(self.opened[f]),
+            "expires_at": _utc(raw.instants("expires_at")[rows]),
+            "opening_message_id": str_series(ids),
+            "message_count": raw.integers("message_count", fill_missing=True)[rows],
             "billing_month": self.month.column(f),
             "tier": self.tier.column(f),
-            "rate": self.rate[f],
-            "amount": self.rate[f] * 1.0,          # one unit each; full precision, rounded only when written
-            "currency": _Codes(accounts.codes, self.currency_of).column(np.arange(self.n)),
-            "era": raw_str("era"),
+            "rate": rate,
+            "amount": rate * 1.0,          # one unit each; full precision, rounded only when written
+            "currency": _Codes(accounts, self.currency_of).column(),
             "regime_index": self.regime[f],
-            "local_date": pd.Series(raw_ns("local_date").view("M8[ns]")),
-            "timezone": raw_str("timezone"),
-            "portfolio_id": _Codes(accounts.codes, self.portfolio_of).column(np.arange(self.n)),
+            "local_date": self.local_date(f),
+            "portfolio_id": _Codes(accounts, self.portfolio_of).column(),
             "tier_rank": self.tier_rank[f],
             "rate_version": self.rate_version.column(f),
         }
-        return pd.DataFrame(out, columns=UNIT_COLUMNS + EXTRA_UNIT_COLUMNS)
+        for c in _COPIED_STRING_COLUMNS:
+            out[c] = str_series(raw.strings(c, rows))
+        return pd.DataFrame(out, columns=UNIT_COLUMNS + EXTRA_UNIT_COLUMNS, copy=False)   # fresh arrays: no block copies
 
 
 def _per_account(values: list[str], waba: _Codes, rows=None) -> np.ndarray:
     codes = waba.codes if rows is None else waba.codes[rows]
     return np.asarray(values + [""], dtype=object)[codes]
+
+
+# --------------------------------------------------------------------------- orders and groups
+def _stable_order(key: np.ndarray) -> np.ndarray:
+    """Stable ascending order of non-negative integer keys (a radix sort when they fit 16 bits)."""
+    small = len(key) and int(key.max()) < 1 << 16
+    return np.argsort(key.astype(np.uint16) if small else key, kind="stable")
 
 
 def _sort_order(keys: list[pa.Array]) -> np.ndarray:
@@ -320,48 +398,21 @@ def _order_by_instant(t: np.ndarray, ids: pa.Array) -> np.ndarray:
         return _sort_order([pa.array(t, mask=t == _NAT), ids])
     key = np.where(t == _NAT, np.iinfo(np.int64).max, t)
     order = np.argsort(key)
-    return _break_ties(order, [key[order]], ids)
+    return _break_ties(order, [key[order]], lambda rows: ids.take(pa.array(rows)))
 
 
-def _break_ties(order: np.ndarray, sorted_keys: list[np.ndarray], strings: pa.Array) -> np.ndarray:
+def _break_ties(order: np.ndarray, sorted_keys: list[np.ndarray],
+                strings_of: Callable[[np.ndarray], pa.Array]) -> np.ndarray:
     """``order`` sorts rows by integer keys (``sorted_keys``: the keys in that order); rows equal on
-    every key are put in order of ``strings`` (per row), then of the row number (a stable result)."""
+    every key are put in order of their strings (``strings_of(rows)``, asked for the tied rows only),
+    then of the row number (a stable result)."""
     pos, run = tied_positions(sorted_keys)
-    return order_ties(order, pos, run, strings.take(pa.array(order[pos]))) if len(pos) else order
-
-
-def _join_accounts(u: UnitArrays, accounts: pd.DataFrame, quality: QualityLog) -> None:
-    """Attach the account's currency, business country and tier scope (portfolio, default the account)
-    per account name; units of an account missing from ``accounts`` are reported, kept, left unpriced."""
-    acc = accounts[["waba_id", "currency", "business_country", "portfolio_id"]].copy()
-    for c in acc.columns:
-        acc[c] = acc[c].fillna("").astype(str)
-    acc["portfolio_id"] = acc["portfolio_id"].where(acc["portfolio_id"] != "", acc["waba_id"])
-    acc = acc.drop_duplicates("waba_id")
-    known = dict(zip(acc["waba_id"].tolist(), zip(acc["currency"].tolist(), acc["business_country"].tolist(),
-                                                   acc["portfolio_id"].tolist())))
-    names = u.waba.names
-    u.currency_of = [known[w][0] if w in known else "" for w in names]           # loop over accounts
-    u.business_country_of = [known[w][1] if w in known else "" for w in names]
-    u.portfolio_of = [known[w][2] if w in known else w for w in names]
-    missing = u.waba.where(lambda w: w not in known)
-    if missing.any():
-        # the readers exclude such messages already; a unit reaching here is reported, kept, left unpriced
-        sub = pd.DataFrame({"waba_id": pd.array(u.waba.strings(missing), dtype="str"),
-                            "opening_message_id": str_series(u.ids.filter(pa.array(missing)))})
-        first = sub.groupby("waba_id", sort=True)["opening_message_id"].min()
-        quality.add_many("error", "unknown_account", source="engine", column="waba_id",
-                         message_id=first.to_numpy(), detail=[f"units of account {w} not in accounts"
-                                                              for w in first.index])
-
-
-def _regime_attr(u: UnitArrays, regimes: Sequence[Regime], attr: str, dtype=None) -> np.ndarray:
-    values = np.array([getattr(r, attr) for r in regimes], dtype=dtype)
-    return values[u.regime]
+    return order_ties(order, pos, run, strings_of(order[pos])) if len(pos) else order
 
 
 def _packed(parts: list[np.ndarray]) -> np.ndarray:
-    """One int64 per row, equal exactly where every (non-negative integer) part is equal."""
+    """One int64 per row, equal exactly where every (non-negative integer) part is equal; ordered like
+    the parts (first part most significant)."""
     key = np.zeros(len(parts[0]) if parts else 0, dtype=np.int64)
     for part in parts:
         if len(part) == 0:
@@ -374,6 +425,26 @@ def _packed(parts: list[np.ndarray]) -> np.ndarray:
     return key
 
 
+def _distinct(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A row of each distinct part combination and each row's combination index (0.., ordered like the
+    combinations): an elementwise lookup is made once per combination and spread back with
+    ``[inverse]``. Small key ranges use a table over the range instead of a sort."""
+    key = _packed(parts)
+    n = len(key)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    top = int(key.max())
+    if top >= _DENSE_KEY_FACTOR * n + _DENSE_KEY_MIN:
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return first, inverse.reshape(-1)
+    present = np.zeros(top + 1, dtype=bool)
+    present[key] = True
+    inverse = (np.cumsum(present) - 1)[key]
+    one = np.empty(int(inverse.max()) + 1, dtype=np.int64)
+    one[inverse] = np.arange(n, dtype=np.int64)
+    return one, inverse
+
+
 def _rank_within(mask: np.ndarray, scope: list[_Codes]) -> np.ndarray:
     """1-based rank of each masked unit within its scope (equal codes), in delivery order (the order
     of the arrays, rule book section 0 "Ties"); 0 for unmasked units."""
@@ -381,21 +452,57 @@ def _rank_within(mask: np.ndarray, scope: list[_Codes]) -> np.ndarray:
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return rank
-    key = _packed([part.codes[rows] for part in scope])
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    start = np.r_[True, k[1:] != k[:-1]]
-    idx = np.arange(len(k), dtype=np.int64)
+    _, group = _distinct([part.codes[rows] for part in scope])
+    order = _stable_order(group)
+    g = group[order]
+    start = np.r_[True, g[1:] != g[:-1]]
+    idx = np.arange(len(g), dtype=np.int64)
     first = np.maximum.accumulate(np.where(start, idx, 0))
     rank[rows[order]] = idx - first + 1
     return rank
 
 
-def _distinct(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the distinct part combinations (first occurrence) and each row's combination index:
-    an elementwise lookup is made once per combination and spread back with ``[inverse]``."""
-    _, first, inverse = np.unique(_packed(parts), return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+def _join_accounts(u: UnitArrays, accounts: pd.DataFrame, quality: QualityLog) -> None:
+    """Attach the account's currency, business country and tier scope (portfolio, default the account)
+    per account name (the first row of an account counts; missing values read as ``""``); units of an
+    account missing from ``accounts`` are reported, kept, left unpriced."""
+    columns = [[_text(v) for v in accounts[c].tolist()]
+               for c in ("waba_id", "currency", "business_country", "portfolio_id")]
+    known: dict[str, tuple[str, str, str]] = {}
+    for waba, currency, business, portfolio in zip(*columns):     # loop over accounts
+        known.setdefault(waba, (currency, business, portfolio or waba))
+    names = u.waba.names
+    u.currency_of = [known[w][0] if w in known else "" for w in names]
+    u.business_country_of = [known[w][1] if w in known else "" for w in names]
+    u.portfolio_of = [known[w][2] if w in known else w for w in names]
+    missing = u.waba.where(lambda w: w not in known)
+    if missing.any():
+        # the readers exclude such messages already; a unit reaching here is reported, kept, left unpriced
+        rows = np.flatnonzero(missing)
+        sub = pd.DataFrame({"waba_id": pd.array(u.waba.strings(rows), dtype="str"),
+                            "opening_message_id": str_series(u.ids(rows))})
+        first = sub.groupby("waba_id", sort=True)["opening_message_id"].min()
+        quality.add_many("error", "unknown_account", source="engine", column="waba_id",
+                         message_id=first.to_numpy(), detail=[f"units of account {w} not in accounts"
+                                                              for w in first.index])
+
+
+def _text(value) -> str:
+    """An accounts cell as text, like ``fillna("").astype(str)``: missing → ``""``."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _regime_attr(u: UnitArrays, regimes: Sequence[Regime], attr: str, dtype=None) -> np.ndarray:
+    values = np.array([getattr(r, attr) for r in regimes], dtype=dtype)
+    return values[u.regime]
+
+
+def _rate_groups(u: UnitArrays, table: RateTable, rows: np.ndarray, category: _Codes) -> np.ndarray:
+    """The rate card's group (:meth:`RateTable.group_ids`) of each unit of ``rows`` by its market,
+    ``category`` (codes per unit of ``rows``) and account currency: asked once per distinct combination."""
+    one, spread = _distinct([u.market.codes[rows], category.codes, u.currency_codes(rows)])
+    first = rows[one]
+    return table.group_ids(u.market.strings(first), category.strings(one), u.currency(first))[spread]
 
 
 # --------------------------------------------------------------------------- rules
@@ -408,14 +515,15 @@ def apply_authentication_international(u: UnitArrays, table: RateTable) -> None:
     auth = np.flatnonzero(u.category == "authentication")
     if len(auth) == 0:
         return
-    country = u.country.strings(auth)
-    business = _per_account(u.business_country_of, u.waba, auth)
-    foreign = (country != "") & (business != "") & (country != business)
-    # has_rate is elementwise: asked once per distinct (market, currency, local date)
-    one, spread = _distinct([u.market.codes[auth], u.currency_codes(auth), u.days(auth)])
-    rows = auth[one]
-    has = table.has_rate(u.market.strings(rows), np.full(len(rows), "authentication_international", dtype=object),
-                         u.currency(rows), pd.Series(u.local_date[rows]))[spread]
+    country = u.codes_of("country", auth)
+    # the account's business country as a code among the users' countries (-1: none of them)
+    business = np.array([country.names.index(b) if b in country.names else -1 for b in u.business_country_of]
+                        + [-1], dtype=np.int64)[u.waba.codes[auth]]
+    has_business = np.array([b != "" for b in u.business_country_of] + [False])[u.waba.codes[auth]]
+    foreign = ~(country == "") & has_business & (country.codes != business)
+    international = _Codes(np.zeros(len(auth), dtype=np.int64), ["authentication_international"])
+    group = _rate_groups(u, table, auth, international)
+    has = table.version_at(group, u.day[auth]) >= 0
     u.category.codes[auth[foreign & has]] = u.category.code("authentication_international")
 
 
@@ -490,25 +598,32 @@ def price_units(u: UnitArrays, table: RateTable, quality: QualityLog) -> None:
     paid = np.flatnonzero(u.pricing_type == "regular")
     if len(paid) == 0:
         return
-    # the lookup is elementwise: asked once per distinct (market, category, currency, local date, rank)
-    one, spread = _distinct([u.market.codes[paid], u.category.codes[paid], u.currency_codes(paid), u.days(paid),
-                             u.tier_rank[paid]])
-    rows = paid[one]
-    found = table.lookup(u.market.strings(rows), u.category.strings(rows), u.currency(rows),
-                         pd.Series(u.local_date[rows]), u.tier_rank[rows])
-    found = RateLookup(found.rate[spread], found.tier[spread], found.version[spread], found.has_version[spread])
-    u.rate[paid] = found.rate
-    for codes, values in ((u.tier, found.tier), (u.rate_version, found.version)):     # few distinct labels
-        labels, names = pd.factorize(values)
-        codes.codes[paid] = np.asarray([codes.code(n) for n in names], dtype=np.int64)[labels]
-    _report_missing_rates(u, paid, found, quality)
+    # integer searches per unit; the strings are matched once per distinct (market, category, currency)
+    version = table.version_at(_rate_groups(u, table, paid, u.category.take(paid)), u.day[paid])
+    row = table.tier_row(version, u.tier_rank[paid])              # -1: no rate
+    u.rate[paid] = np.append(table.row_rate, np.nan)[row]
+    u.tier = _row_labels(table.row_tier, row, paid, u.n)
+    u.rate_version = _row_labels(table.row_version_label, row, paid, u.n)
+    missing = row < 0
+    _report_missing_rates(u, paid[missing], version[missing] >= 0, quality)
 
 
-def _report_missing_rates(u: UnitArrays, paid: np.ndarray, found, quality: QualityLog) -> None:
-    miss = np.isnan(found.rate)
-    if not miss.any():
+def _row_labels(labels: np.ndarray, row: np.ndarray, paid: np.ndarray, n: int) -> _Codes:
+    """Per unit, the label of its rate row (``labels[row]`` for the units ``paid``; ``""`` for a row -1
+    and for the other units), as codes into the few distinct labels."""
+    names, code = np.unique(np.append(np.asarray(labels, dtype=object), ""), return_inverse=True)
+    code = code.reshape(-1).astype(np.int64)
+    codes = np.full(n, code[-1], dtype=np.int64)
+    codes[paid] = code[row]
+    return _Codes(codes, names.tolist())
+
+
+def _report_missing_rates(u: UnitArrays, rows: np.ndarray, has_version: np.ndarray, quality: QualityLog) -> None:
+    """One ``missing_rate`` error per (account, market, category, currency, billing month) of the units
+    ``rows`` (paid units without a rate; ``has_version``: a version was in force, so no tier row held
+    the rank)."""
+    if len(rows) == 0:
         return
-    rows = paid[miss]
     m = pd.DataFrame({
         "waba_id": pd.array(u.waba.strings(rows), dtype="str"),
         "market": pd.array(u.market.strings(rows), dtype="str"),
@@ -516,11 +631,11 @@ def _report_missing_rates(u: UnitArrays, paid: np.ndarray, found, quality: Quali
         "currency": pd.array(u.currency(rows), dtype="str"),
         "billing_month": pd.array(u.month.strings(rows), dtype="str"),
         "opened_at": _utc(u.opened[rows]),
-        "opening_message_id": str_series(u.ids.take(pa.array(rows))),
-        "local_date": pd.Series(u.local_date[rows]),
+        "opening_message_id": str_series(u.ids(rows)),
+        "local_date": u.local_date(rows),
         "tier_rank": u.tier_rank[rows],
     })
-    m["_has_version"] = found.has_version[miss]
+    m["_has_version"] = has_version
     m = m.sort_values(["waba_id", "market", "category", "currency", "billing_month", "opened_at",
                        "opening_message_id"], kind="stable")
     keys = ["waba_id", "market", "category", "currency", "billing_month"]

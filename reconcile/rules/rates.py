@@ -5,8 +5,10 @@ latest ``effective_from`` <= the unit's charge date in the account timezone (one
 version's tier rows (if any) apply: the unit takes the row whose ``[tier_from, tier_to]`` holds its
 rank (rule book sections 1 and 4). A missing rate is ``NaN``, never 0.
 
-Everything here is vectorised: versions are found with one ``searchsorted`` over integer keys
-``group * 2**32 + day`` and tier rows with a second ``searchsorted`` over ``version * 2**32 + tier_from``.
+Everything here is vectorised: a probe's ``(market, category, currency)`` is matched to a group by
+integer codes, its version by a bisection among the group's versions (ordered by day) and its tier row
+by a bisection among the version's rows (ordered by ``tier_from``); each bisection pass is one array
+operation over all probes, and the few versions per group and rows per version keep the passes few.
 No Python loop runs per unit.
 """
 from __future__ import annotations
@@ -106,18 +108,23 @@ class RateTable:
         r = r.iloc[order].reset_index(drop=True).assign(group_id=group_id[order], day=day[order],
                                                          version_id=version_id[order], _from=tfrom[order],
                                                          _to=tto[order])
-        self._row_keys = r["version_id"].to_numpy(np.int64) * _SHIFT + r["_from"].to_numpy(np.int64)
-        self._row_version = r["version_id"].to_numpy(np.int64)
+        # searches run within a group's versions (ascending day) and a version's rows (ascending tier_from):
+        # versions of group g are [_group_versions[g], _group_versions[g + 1]), rows of version v likewise
+        self._version_day = self._version_keys - self._version_group * _SHIFT          # day + _DAY_OFFSET
+        self._group_versions = np.searchsorted(self._version_group, np.arange(len(self._group_keys) + 1))
+        self._version_rows = np.searchsorted(r["version_id"].to_numpy(np.int64), np.arange(len(self._version_keys) + 1))
+        self._row_from = r["_from"].to_numpy(np.int64)
         self._row_to = r["_to"].to_numpy(np.float64)
-        self._row_rate = r["rate"].to_numpy(np.float64)
-        self._row_version_label = r["version"].to_numpy(object)
-        self._row_tier = np.array(
+        # per tier row (the row numbers :meth:`tier_row` returns): rate, version label, tier label
+        self.row_rate = r["rate"].to_numpy(np.float64)
+        self.row_version_label = r["version"].to_numpy(object)
+        self.row_tier = np.array(
             [_tier_label(f, t) for f, t in zip(r["tier_from"].tolist(), r["tier_to"].tolist())], dtype=object
         ) if len(r) else np.array([], dtype=object)  # loop over rate rows, not units
         self.rows = r
 
     # ------------------------------------------------------------------ lookups
-    def _group_ids(self, market, category, currency) -> np.ndarray:
+    def group_ids(self, market, category, currency) -> np.ndarray:
         """Group of each probe, -1 when the rate card has no rate for its (market, category, currency):
         each column coded against the group columns' few distinct values, then one integer search."""
         key = np.zeros(len(market), dtype=np.int64)
@@ -131,17 +138,44 @@ class RateTable:
         found[found] = self._group_keys[pos[found]] == key[found]
         return np.where(found, pos, -1).astype(np.int64)
 
-    def version_index(self, market, category, currency, local_date) -> np.ndarray:
-        """Index of the version in force per unit (-1 when none)."""
-        gid = self._group_ids(market, category, currency)
-        n = len(gid)
+    _group_ids = group_ids
+
+    def version_at(self, group: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Index of the version of ``group`` (from :meth:`group_ids`) in force at ``day`` (int64 days since
+        1970-01-01) per probe: the group's latest ``effective_from`` <= the day; -1 when none (group -1, or
+        no version starts on or before the day; a day below every date, such as NaT's int64 minimum,
+        finds none)."""
+        n = len(group)
         if n == 0 or len(self._version_keys) == 0:
             return np.full(n, -1, dtype=np.int64)
-        day = _as_days(local_date)
-        key = np.where(gid >= 0, gid, 0) * _SHIFT + day + _DAY_OFFSET
-        idx = np.searchsorted(self._version_keys, key, side="right") - 1
-        ok = (gid >= 0) & (idx >= 0)
-        ok &= self._version_group[np.clip(idx, 0, None)] == gid
+        known = group >= 0
+        g = np.where(known, group, 0)
+        lo = np.where(known, self._group_versions[g], 0)
+        hi = np.where(known, self._group_versions[g + 1], 0)
+        idx = _last_at_most(self._version_day, lo, hi, np.asarray(day, dtype=np.int64) + _DAY_OFFSET)
+        return np.where(idx >= lo, idx, -1)
+
+    def version_index(self, market, category, currency, local_date) -> np.ndarray:
+        """Index of the version in force per unit (-1 when none)."""
+        gid = self.group_ids(market, category, currency)
+        if len(gid) == 0 or len(self._version_keys) == 0:
+            return np.full(len(gid), -1, dtype=np.int64)
+        return self.version_at(gid, _as_days(local_date))
+
+    def tier_row(self, version: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """Per probe, the tier row (index into ``row_rate``, ``row_tier``, ``row_version_label``) of
+        ``version`` (from :meth:`version_at`, -1 for none): its last row with ``tier_from`` <= ``rank``,
+        if ``rank`` <= that row's ``tier_to``; -1 when none."""
+        n = len(version)
+        if n == 0 or len(self._row_from) == 0:
+            return np.full(n, -1, dtype=np.int64)
+        rank = np.asarray(rank, dtype=np.int64)
+        has = version >= 0
+        v = np.where(has, version, 0)
+        lo = np.where(has, self._version_rows[v], 0)
+        hi = np.where(has, self._version_rows[v + 1], 0)
+        idx = _last_at_most(self._row_from, lo, hi, rank)
+        ok = (idx >= lo) & (rank <= self._row_to[np.maximum(idx, 0)])
         return np.where(ok, idx, -1)
 
     def lookup(self, market, category, currency, local_date, rank=None) -> RateLookup:
@@ -149,24 +183,34 @@ class RateTable:
         row; without ranks every unit is looked up at rank 1."""
         vid = self.version_index(market, category, currency, local_date)
         n = len(vid)
-        rank_arr = np.ones(n, dtype=np.int64) if rank is None else np.asarray(rank, dtype=np.int64)
+        row = self.tier_row(vid, np.ones(n, dtype=np.int64) if rank is None else rank)
+        ok = row >= 0
         rate = np.full(n, np.nan)
         tier = np.full(n, "", dtype=object)
         version = np.full(n, "", dtype=object)
-        has = vid >= 0
-        if n and len(self._row_keys):
-            key = np.where(has, vid, 0) * _SHIFT + rank_arr
-            idx = np.searchsorted(self._row_keys, key, side="right") - 1
-            safe = np.clip(idx, 0, None)
-            ok = has & (idx >= 0) & (self._row_version[safe] == vid) & (rank_arr <= self._row_to[safe])
-            rate[ok] = self._row_rate[safe[ok]]
-            tier[ok] = self._row_tier[safe[ok]]
-            version[ok] = self._row_version_label[safe[ok]]
-        return RateLookup(rate, tier, version, has)
+        rate[ok] = self.row_rate[row[ok]]
+        tier[ok] = self.row_tier[row[ok]]
+        version[ok] = self.row_version_label[row[ok]]
+        return RateLookup(rate, tier, version, vid >= 0)
 
     def has_rate(self, market, category, currency, local_date) -> np.ndarray:
         """True where some version of ``(market, category, currency)`` is in force at the date."""
         return self.version_index(market, category, currency, local_date) >= 0
+
+
+def _last_at_most(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """Per probe, the last position ``i`` in ``[lo, hi)`` with ``values[i] <= probe`` (``values`` ascending
+    within each range), ``lo - 1`` when none: a vectorised bisection, as many passes as the longest range
+    needs (ranges are short: a group's versions, a version's tier rows)."""
+    a, b = lo.copy(), hi.copy()
+    active = a < b
+    while active.any():
+        mid = (a + b) >> 1
+        right = values[np.where(active, mid, 0)] <= probe
+        a = np.where(active & right, mid + 1, a)
+        b = np.where(active & ~right, mid, b)
+        active = a < b
+    return a - 1
 
 
 def _codes_among(values: np.ndarray, names: pd.Index) -> np.ndarray:
