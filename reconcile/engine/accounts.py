@@ -374,7 +374,11 @@ def _per_account(values: list[str], waba: _Codes, rows=None) -> np.ndarray:
 
 # --------------------------------------------------------------------------- orders and groups
 def _stable_order(key: np.ndarray) -> np.ndarray:
-    """Stable ascending order of non-negative integer keys (a radix sort when they fit 16 bits)."""
+    """Stable ascending order of non-negative integer keys: a radix sort when they fit 16 bits (re-coded
+    densely first when the distinct keys do)."""
+    if len(key) and int(key.max()) >= 1 << 16:
+        _, dense = _distinct([key])
+        key = dense if len(key) and int(dense.max()) < 1 << 16 else key
     small = len(key) and int(key.max()) < 1 << 16
     return np.argsort(key.astype(np.uint16) if small else key, kind="stable")
 
@@ -452,14 +456,25 @@ def _rank_within(mask: np.ndarray, scope: list[_Codes]) -> np.ndarray:
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return rank
-    _, group = _distinct([part.codes[rows] for part in scope])
-    order = _stable_order(group)
-    g = group[order]
-    start = np.r_[True, g[1:] != g[:-1]]
-    idx = np.arange(len(g), dtype=np.int64)
-    first = np.maximum.accumulate(np.where(start, idx, 0))
-    rank[rows[order]] = idx - first + 1
+    key = _combined([part.codes[rows] for part in scope], [len(part.names) for part in scope])
+    if int(key.max()) >= _DENSE_KEY_FACTOR * len(key):          # sparse keys: dense codes for bincount
+        key = _distinct([key])[1]
+    order = _stable_order(key)
+    size = np.bincount(key)
+    start = np.cumsum(size) - size                              # first sorted position of each scope
+    rank[rows[order]] = np.arange(1, len(rows) + 1) - start[key[order]]
     return rank
+
+
+def _combined(codes: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """One non-negative int64 per row, equal exactly where every code is equal and ordered like the codes
+    (first most significant); ``sizes``: the number of names of each part (its codes are below it)."""
+    if np.prod([float(max(size, 1)) for size in sizes]) >= 2.0 ** 62:
+        return _packed(codes)
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    for part, size in zip(codes, sizes):
+        key = key * max(size, 1) + part
+    return key
 
 
 def _join_accounts(u: UnitArrays, accounts: pd.DataFrame, quality: QualityLog) -> None:
@@ -497,12 +512,15 @@ def _regime_attr(u: UnitArrays, regimes: Sequence[Regime], attr: str, dtype=None
     return values[u.regime]
 
 
-def _rate_groups(u: UnitArrays, table: RateTable, rows: np.ndarray, category: _Codes) -> np.ndarray:
-    """The rate card's group (:meth:`RateTable.group_ids`) of each unit of ``rows`` by its market,
-    ``category`` (codes per unit of ``rows``) and account currency: asked once per distinct combination."""
-    one, spread = _distinct([u.market.codes[rows], category.codes, u.currency_codes(rows)])
+def _rate_versions(u: UnitArrays, table: RateTable, rows: np.ndarray, category: _Codes) -> np.ndarray:
+    """The rate card version (:meth:`RateTable.version_at`, -1 when none) in force for each unit of
+    ``rows`` by its market, ``category`` (codes per unit of ``rows``), account currency and local date:
+    looked up once per distinct combination (few: the units of a period share few dates)."""
+    day = u.day[rows]
+    one, spread = _distinct([u.market.codes[rows], category.codes, u.currency_codes(rows), day])
     first = rows[one]
-    return table.group_ids(u.market.strings(first), category.strings(one), u.currency(first))[spread]
+    group = table.group_ids(u.market.strings(first), category.strings(one), u.currency(first))
+    return table.version_at(group, day[one])[spread]
 
 
 # --------------------------------------------------------------------------- rules
@@ -522,8 +540,7 @@ def apply_authentication_international(u: UnitArrays, table: RateTable) -> None:
     has_business = np.array([b != "" for b in u.business_country_of] + [False])[u.waba.codes[auth]]
     foreign = ~(country == "") & has_business & (country.codes != business)
     international = _Codes(np.zeros(len(auth), dtype=np.int64), ["authentication_international"])
-    group = _rate_groups(u, table, auth, international)
-    has = table.version_at(group, u.day[auth]) >= 0
+    has = _rate_versions(u, table, auth, international) >= 0
     u.category.codes[auth[foreign & has]] = u.category.code("authentication_international")
 
 
@@ -598,8 +615,8 @@ def price_units(u: UnitArrays, table: RateTable, quality: QualityLog) -> None:
     paid = np.flatnonzero(u.pricing_type == "regular")
     if len(paid) == 0:
         return
-    # integer searches per unit; the strings are matched once per distinct (market, category, currency)
-    version = table.version_at(_rate_groups(u, table, paid, u.category.take(paid)), u.day[paid])
+    # the version once per distinct (market, category, currency, date); the tier row by rank per unit
+    version = _rate_versions(u, table, paid, u.category.take(paid))
     row = table.tier_row(version, u.tier_rank[paid])              # -1: no rate
     u.rate[paid] = np.append(table.row_rate, np.nan)[row]
     u.tier = _row_labels(table.row_tier, row, paid, u.n)

@@ -83,13 +83,13 @@ class RateTable:
         r = r[r["rate"].notna()].reset_index(drop=True)
         # groups: the distinct (market, category, currency), sorted; each column coded by its sorted
         # distinct values, so that the integer key orders the groups like the strings
-        self._key_values = []
+        self._key_index: list[dict[str, int]] = []
         key = np.zeros(len(r), dtype=np.int64)
         for c in _GROUP_COLUMNS:
-            values = r[c].to_numpy(dtype=object)
-            names = np.unique(values) if len(values) else np.array([], dtype=object)
-            self._key_values.append(pd.Index(names, dtype=object))
-            key = key * (len(names) + 1) + np.searchsorted(names, values)
+            names, codes = np.unique(r[c].to_numpy(dtype=object), return_inverse=True) if len(r) else \
+                (np.array([], dtype=object), np.zeros(0, dtype=np.int64))
+            self._key_index.append({name: i for i, name in enumerate(names.tolist())})
+            key = key * (len(names) + 1) + codes.reshape(-1)
         self._group_keys, group_id = np.unique(key, return_inverse=True)
         group_id = group_id.reshape(-1).astype(np.int64)
         day = _as_days(r["effective_from"]) if len(r) else np.array([], dtype=np.int64)
@@ -105,23 +105,30 @@ class RateTable:
         first = np.ones(len(order), dtype=bool)
         first[1:] = (v[1:] != v[:-1]) | (f[1:] != f[:-1]) | (t[1:] != t[:-1])
         order = order[first]
-        r = r.iloc[order].reset_index(drop=True).assign(group_id=group_id[order], day=day[order],
-                                                         version_id=version_id[order], _from=tfrom[order],
-                                                         _to=tto[order])
         # searches run within a group's versions (ascending day) and a version's rows (ascending tier_from):
         # versions of group g are [_group_versions[g], _group_versions[g + 1]), rows of version v likewise
         self._version_day = self._version_keys - self._version_group * _SHIFT          # day + _DAY_OFFSET
         self._group_versions = np.searchsorted(self._version_group, np.arange(len(self._group_keys) + 1))
-        self._version_rows = np.searchsorted(r["version_id"].to_numpy(np.int64), np.arange(len(self._version_keys) + 1))
-        self._row_from = r["_from"].to_numpy(np.int64)
-        self._row_to = r["_to"].to_numpy(np.float64)
+        self._version_rows = np.searchsorted(version_id[order], np.arange(len(self._version_keys) + 1))
+        self._row_from = tfrom[order]
+        self._row_to = tto[order]
         # per tier row (the row numbers :meth:`tier_row` returns): rate, version label, tier label
-        self.row_rate = r["rate"].to_numpy(np.float64)
-        self.row_version_label = r["version"].to_numpy(object)
-        self.row_tier = np.array(
-            [_tier_label(f, t) for f, t in zip(r["tier_from"].tolist(), r["tier_to"].tolist())], dtype=object
-        ) if len(r) else np.array([], dtype=object)  # loop over rate rows, not units
-        self.rows = r
+        self.row_rate = r["rate"].to_numpy(np.float64)[order]
+        self.row_version_label = r["version"].to_numpy(object)[order]
+        bounds = list(zip(r["tier_from"].to_numpy(object, na_value=None)[order].tolist(),
+                          r["tier_to"].to_numpy(object, na_value=None)[order].tolist()))
+        labels = {b: _tier_label(*b) for b in set(bounds)}           # loop over distinct tier bounds
+        self.row_tier = np.array([labels[b] for b in bounds], dtype=object)
+        self._rows = (r, order, group_id, day, version_id, tfrom, tto)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The tier rows in row-number order: the normalised rate rows (with a rate; the first of equal
+        ``(version, tier_from, tier_to)``) and their ``group_id``, ``day``, ``version_id``, ``_from``, ``_to``."""
+        r, order, group_id, day, version_id, tfrom, tto = self._rows
+        return r.iloc[order].reset_index(drop=True).assign(group_id=group_id[order], day=day[order],
+                                                           version_id=version_id[order], _from=tfrom[order],
+                                                           _to=tto[order])
 
     # ------------------------------------------------------------------ lookups
     def group_ids(self, market, category, currency) -> np.ndarray:
@@ -129,10 +136,10 @@ class RateTable:
         each column coded against the group columns' few distinct values, then one integer search."""
         key = np.zeros(len(market), dtype=np.int64)
         known = np.ones(len(market), dtype=bool)
-        for values, names in zip((market, category, currency), self._key_values):
-            codes = _codes_among(np.asarray(values, dtype=object), names)
+        for values, index in zip((market, category, currency), self._key_index):
+            codes = _codes_among(np.asarray(values, dtype=object), index)
             known &= codes >= 0
-            key = key * (len(names) + 1) + codes
+            key = key * (len(index) + 1) + codes
         pos = np.searchsorted(self._group_keys, key)
         found = known & (pos < len(self._group_keys))
         found[found] = self._group_keys[pos[found]] == key[found]
@@ -213,16 +220,16 @@ def _last_at_most(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.
     return a - 1
 
 
-def _codes_among(values: np.ndarray, names: pd.Index) -> np.ndarray:
-    """Position of ``str(value)`` in ``names`` per value (-1 when absent): the values are factorised
-    first (a probe column holds few distinct values), and only the distinct ones are converted and
-    looked up."""
+def _codes_among(values: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """Position of ``str(value)`` among a group column's names (``index``: name → position) per value
+    (-1 when absent): the values are factorised first (a probe column holds few distinct values), and
+    only the distinct ones are converted and looked up."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
     codes, distinct = pd.factorize(values, use_na_sentinel=False)
-    distinct = np.asarray(distinct, dtype=object)
     if pd.isna(distinct).any():        # None and NaN share a code but not a string: one by one
-        return names.get_indexer(pd.Series(values, dtype=object).astype(str))
-    return names.get_indexer(pd.Series(distinct, dtype=object).astype(str))[codes] if len(values) else \
-        np.zeros(0, dtype=np.int64)
+        return np.array([index.get(str(v), -1) for v in values], dtype=np.int64)
+    return np.array([index.get(str(v), -1) for v in distinct], dtype=np.int64)[codes]
 
 
 def _tier_label(tier_from, tier_to) -> str:
