@@ -65,11 +65,10 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     """
     table = rates if isinstance(rates, RateTable) else RateTable(rates)
     raw = RawColumns(raw_units)
-    month = raw.codes("billing_month")
-    before = month.where(lambda m: m < period.first)
-    after = month.where(lambda m: m > period.last)
-    counts = {"units_before_period": int(before.sum()), "units_after_period": int(after.sum())}
-    u = UnitArrays(raw, np.flatnonzero(~before & ~after), month)
+    month = raw.encoded("billing_month")
+    side = _period_side(month, period)
+    counts = {"units_before_period": int((side < 0).sum()), "units_after_period": int((side > 0).sum())}
+    u = UnitArrays(raw, np.flatnonzero(side == 0), month)
     _join_accounts(u, accounts, quality)
 
     apply_authentication_international(u, table)
@@ -91,26 +90,24 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
 
 # --------------------------------------------------------------------------- string codes
 class _Codes:
-    """A string column as ``codes`` into ``names``. From :meth:`of` and :meth:`sorted`, ``names`` are
-    sorted (code point order, as pandas and Arrow compare strings), so codes compare like the strings;
-    :meth:`code` may append a name (then only equality is meaningful for it)."""
+    """A string column as ``codes`` into ``names``. From :meth:`sorted`, ``names`` are sorted (code point
+    order, as pandas and Arrow compare strings), so codes compare like the strings; :meth:`code` may
+    append a name (then only equality is meaningful for it)."""
 
     def __init__(self, codes: np.ndarray, names: list[str]):
         self.codes = codes
         self.names = names
 
     @classmethod
-    def of(cls, strings: pa.Array) -> "_Codes":
-        """Codes of an Arrow string array (one dictionary encoding; the few names sorted after)."""
-        enc = pc.dictionary_encode(strings)
-        codes = np.asarray(enc.indices, dtype=np.int64) if len(enc) else np.zeros(0, dtype=np.int64)
-        return cls.sorted(codes, enc.dictionary.to_pylist())
-
-    @classmethod
-    def sorted(cls, codes: np.ndarray, names: list[str]) -> "_Codes":
-        """``codes`` into any list of ``names`` (unsorted, possibly repeated) → codes into the sorted
-        distinct names (a gather through one small rank table)."""
+    def sorted(cls, codes: np.ndarray, names: list[str], order: np.ndarray | None = None) -> "_Codes":
+        """``codes`` (any integer dtype) into any list of ``names`` (unsorted, possibly repeated) → int64
+        codes into the sorted distinct names (one gather through a small rank table; ``order``: of
+        ``codes[order]``)."""
+        if order is not None:
+            codes = codes[order]
         distinct = sorted(set(names))
+        if distinct == names:                     # already sorted and distinct: the codes as they are
+            return cls(codes.astype(np.int64), distinct)
         index = {name: i for i, name in enumerate(distinct)}
         rank = np.array([index[name] for name in names], dtype=np.int64)
         return cls(rank[codes] if len(names) else np.zeros(len(codes), dtype=np.int64), distinct)
@@ -140,13 +137,33 @@ class _Codes:
         return np.asarray(self.names, dtype=object)[codes] if len(self.names) else np.full(len(codes), "", object)
 
     def arrow(self, rows=None) -> pa.Array:
-        """``large_string`` array of the strings (of ``rows``): one Arrow gather from the names."""
-        codes = self.codes if rows is None else self.codes[rows]
-        return pc.take(pa.array(self.names, type=pa.large_string()), pa.array(codes))
+        """``large_string`` array of the strings (of ``rows``), see :func:`_vocabulary_take`."""
+        return _vocabulary_take(self.names, self.codes if rows is None else self.codes[rows])
 
     def column(self, rows=None) -> pd.Series:
         """``str`` Series of the strings (of ``rows``)."""
         return str_series(self.arrow(rows))
+
+
+def _vocabulary_take(names: list[str], codes: np.ndarray) -> pa.Array:
+    """``names[codes]`` as a ``large_string`` array (every code a valid position). Names of one byte
+    length (account ids, months, currencies) are gathered as fixed-width bytes by numpy, the data
+    buffer as it is and the offsets a range; other vocabularies by one Arrow gather."""
+    encoded = [name.encode() for name in names]
+    width = len(encoded[0]) if encoded else 0
+    if width and all(len(b) == width for b in encoded):
+        data = np.array(encoded, dtype=f"S{width}")[codes]
+        offsets = np.arange(0, (len(codes) + 1) * width, width, dtype=np.int64)
+        return pa.LargeStringArray.from_buffers(len(codes), pa.py_buffer(offsets), pa.py_buffer(data))
+    return pc.take(pa.array(names, type=pa.large_string()), pa.array(codes))
+
+
+def _period_side(month: tuple[np.ndarray, list[str]], period: Period) -> np.ndarray:
+    """Per raw unit: -1 billed before the period, 0 in it, 1 after (``month``: codes and names of the
+    billing month; decided once per name)."""
+    codes, names = month
+    side = [-1 if m < period.first else 1 if m > period.last else 0 for m in names]
+    return np.array(side, dtype=np.int8)[codes] if names else np.zeros(len(codes), dtype=np.int8)
 
 
 # --------------------------------------------------------------------------- raw columns
@@ -163,42 +180,49 @@ class RawColumns:
     def __init__(self, frame: pd.DataFrame):
         self.frame = frame
         self.n = len(frame)
-        self._strings: dict[str, pa.Array | tuple[np.ndarray, pa.Array]] = {}
+        self._strings: dict[str, pa.Array | tuple[np.ndarray, list[str]]] = {}
 
-    def _string_column(self, name: str) -> pa.Array | tuple[np.ndarray, pa.Array]:
-        """Arrow strings, or ``(codes, vocabulary)`` for a Categorical / missing column (every code a
-        valid position)."""
+    def _string_column(self, name: str) -> pa.Array | tuple[np.ndarray, list[str]]:
+        """Arrow strings, or ``(codes, names)`` for a Categorical / missing column (every code a valid
+        position)."""
         if name not in self._strings:
             s = self.frame[name] if name in self.frame.columns else None
             if s is None:
-                self._strings[name] = (np.zeros(self.n, dtype=np.int8), pa.array([""], type=pa.large_string()))
+                self._strings[name] = (np.zeros(self.n, dtype=np.int8), [""])
             elif _is_string_categorical(s):
                 cat = s.array
                 codes, names = cat.codes, cat.categories.tolist()
                 if len(codes) and codes.min() < 0:          # missing values read as ""
                     codes, names = np.where(codes < 0, len(names), codes), names + [""]
-                self._strings[name] = (codes, pa.array(names, type=pa.large_string()))
+                self._strings[name] = (codes, names)
             else:
                 self._strings[name] = arrow_strings(s if _is_plain_str(s) else s.fillna("").astype(str))
         return self._strings[name]
 
     def strings(self, name: str, rows: np.ndarray) -> pa.Array:
-        """The strings of ``rows`` (a ``large_string`` array, one Arrow gather)."""
+        """The strings of ``rows`` as a ``large_string`` array (one gather: of the strings, or of the
+        names by code)."""
         column = self._string_column(name)
         if isinstance(column, tuple):
-            codes, vocab = column
-            return pc.take(vocab, pa.array(codes[rows]))
+            codes, names = column
+            return _vocabulary_take(names, codes[rows])
         out = column.take(pa.array(rows))
         return out if pa.types.is_large_string(out.type) else out.cast(pa.large_string())
 
-    def codes(self, name: str, rows: np.ndarray | None = None) -> _Codes:
-        """Sorted codes of the strings (of ``rows``): a Categorical's codes through its sorted
-        categories, else one dictionary encoding of the strings."""
+    def encoded(self, name: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """Codes (into unsorted names) and names of the strings (of ``rows``): a Categorical's own codes,
+        else one dictionary encoding of the strings (gathered first, in the order of ``rows``)."""
         column = self._string_column(name)
         if isinstance(column, tuple):
-            codes, vocab = column
-            return _Codes.sorted(codes if rows is None else codes[rows], vocab.to_pylist())
-        return _Codes.of(column if rows is None else column.take(pa.array(rows)))
+            codes, names = column
+            return (codes if rows is None else codes[rows]), names
+        enc = pc.dictionary_encode(column if rows is None else column.take(pa.array(rows)))
+        return np.asarray(enc.indices), enc.dictionary.to_pylist()
+
+    def codes(self, name: str, rows: np.ndarray | None = None, order: np.ndarray | None = None) -> _Codes:
+        """Sorted codes of the strings of ``rows`` (all rows when ``None``), in ``order`` when given
+        (the codes of ``rows[order]``: the strings are read in the order of ``rows``)."""
+        return _Codes.sorted(*self.encoded(name, rows), order)
 
     def instants(self, name: str) -> np.ndarray:
         """int64 ns UTC of every row (a ``datetime64[ns, UTC]`` column is read without a copy)."""
@@ -256,7 +280,7 @@ class UnitArrays:
     The passes rewrite ``category`` and ``pricing_type`` (codes) and add ``tier_rank``, ``rate``,
     ``tier``, ``rate_version``."""
 
-    def __init__(self, raw: RawColumns, keep: np.ndarray, month: _Codes):
+    def __init__(self, raw: RawColumns, keep: np.ndarray, month: tuple[np.ndarray, list[str]]):
         self.raw = raw
         t = raw.instants("opened_at")[keep]
         self._kept_ids = raw.strings("opening_message_id", keep)
@@ -267,7 +291,7 @@ class UnitArrays:
         self.opened = t[order]
         self.regime = raw.integers("regime_index")[self.pos]
         self.day = raw.local_days(self.pos)
-        self.month = month.take(self.pos)
+        self.month = _Codes.sorted(month[0], month[1], self.pos)
         self.waba = self._codes("waba_id")
         self.category = self._codes("category")
         self.pricing_type = self._codes("pricing_type")
@@ -286,7 +310,7 @@ class UnitArrays:
     def _codes(self, column: str) -> _Codes:
         """Codes of a raw string column in delivery order (the kept rows, in row order, are encoded
         — a sequential gather — then the codes are put in delivery order)."""
-        return self.raw.codes(column, self._keep).take(self._order)
+        return self.raw.codes(column, self._keep, self._order)
 
     def codes_of(self, column: str, rows: np.ndarray) -> _Codes:
         """Codes of a raw string column for the units ``rows`` only (columns few units need)."""
@@ -317,16 +341,15 @@ class UnitArrays:
         return pd.Series(np.where(day == _NO_DAY, _NAT, day * DAY_NS).view("M8[ns]"))
 
     def unit_ids(self, rows) -> pa.Array:
-        """``opening_message_id:category`` of the units ``rows`` (the unit id, section 0)."""
-        return pc.binary_join_element_wise(self.ids(rows), self.category.arrow(rows),
-                                           pa.scalar(":", type=pa.large_string()))
+        """Unit ids of the units ``rows``."""
+        return _unit_ids(self.ids(rows), self.category.arrow(rows))
 
     def final_order(self) -> np.ndarray:
         """Units (delivery positions) in ``UNIT_ORDER``: account, billing month, open instant, unit id.
 
         Delivery order is (opened_at, opening_message_id), NaT last: a stable sort by (account, month)
         keeps it; only rows tied on (account, month, opened_at) are reordered by unit id."""
-        key = self.waba.codes * max(len(self.month.names), 1) + self.month.codes   # both ordered like the strings
+        key = _combined([self.waba.codes, self.month.codes], [len(self.waba.names), len(self.month.names)])
         f = _stable_order(key)
         return _break_ties(f, [key[f], self.opened[f]], self.unit_ids)
 
@@ -341,7 +364,7 @@ class UnitArrays:
         accounts = self.waba.codes[f]
         rate = self.rate[f]
         out = {
-            "unit_id": str_series(pc.binary_join_element_wise(ids, category, pa.scalar(":", type=pa.large_string()))),
+            "unit_id": str_series(_unit_ids(ids, category)),
             "waba_id": self.waba.column(f),
             "market": self.market.column(f),
             "pricing_model": self.pricing_model.column(f),
@@ -367,6 +390,11 @@ class UnitArrays:
         return pd.DataFrame(out, columns=UNIT_COLUMNS + EXTRA_UNIT_COLUMNS, copy=False)   # fresh arrays: no block copies
 
 
+def _unit_ids(ids: pa.Array, category: pa.Array) -> pa.Array:
+    """``opening_message_id:category`` per unit (the unit id, section 0)."""
+    return pc.binary_join_element_wise(ids, category, pa.scalar(":", type=pa.large_string()))
+
+
 def _per_account(values: list[str], waba: _Codes, rows=None) -> np.ndarray:
     codes = waba.codes if rows is None else waba.codes[rows]
     return np.asarray(values + [""], dtype=object)[codes]
@@ -375,12 +403,12 @@ def _per_account(values: list[str], waba: _Codes, rows=None) -> np.ndarray:
 # --------------------------------------------------------------------------- orders and groups
 def _stable_order(key: np.ndarray) -> np.ndarray:
     """Stable ascending order of non-negative integer keys: a radix sort when they fit 16 bits (re-coded
-    densely first when the distinct keys do)."""
+    densely first when they do not: the distinct keys usually do)."""
     if len(key) and int(key.max()) >= 1 << 16:
-        _, dense = _distinct([key])
-        key = dense if len(key) and int(dense.max()) < 1 << 16 else key
-    small = len(key) and int(key.max()) < 1 << 16
-    return np.argsort(key.astype(np.uint16) if small else key, kind="stable")
+        key = _distinct([key])[1]                  # dense codes, ordered like the keys
+    if len(key) and int(key.max()) < 1 << 16:
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    return np.argsort(key, kind="stable")
 
 
 def _sort_order(keys: list[pa.Array]) -> np.ndarray:
@@ -400,7 +428,7 @@ def _order_by_instant(t: np.ndarray, ids: pa.Array) -> np.ndarray:
     instant (rare) reordered by id."""
     if len(t) < 2 or int(t.max()) == np.iinfo(np.int64).max:
         return _sort_order([pa.array(t, mask=t == _NAT), ids])
-    key = np.where(t == _NAT, np.iinfo(np.int64).max, t)
+    key = np.where(t == _NAT, np.iinfo(np.int64).max, t) if int(t.min()) == _NAT else t
     order = np.argsort(key)
     return _break_ties(order, [key[order]], lambda rows: ids.take(pa.array(rows)))
 

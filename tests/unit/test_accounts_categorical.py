@@ -129,3 +129,18 @@ def test_distinct_table_and_sort_paths_agree():
     assert np.array_equal(key[one][inverse], key) and np.array_equal(key[one_w][inverse_w], key)
     # combination indices follow the order of the combinations
     assert [tuple(k) for k in key[one]] == sorted(tuple(k) for k in key[one])
+
+
+@pytest.mark.parametrize("names", [["W000", "W001", "W010"], ["2025-07", "2025-06"], ["São", "Zoë", "abcd"],
+                                   ["marketing", "", "utility"], [""], []])
+def test_vocabulary_take_matches_an_arrow_gather(names):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from reconcile.engine.accounts import _vocabulary_take
+
+    codes = np.random.default_rng(1).integers(0, max(len(names), 1), 50 if names else 0)
+    got = _vocabulary_take(names, codes)
+    assert got.type == pa.large_string()
+    assert got.equals(pc.take(pa.array(names, type=pa.large_string()), pa.array(codes, type=pa.int64())))
+    assert pd.Series(pd.array(got, dtype="str")).tolist() == [names[c] for c in codes]
