@@ -63,11 +63,12 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     release_unused()
     handover = [deduped]
     del deduped
-    raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality)
-    release_unused()
+    raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality, coverage_later=True)
     window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)
+    coverage = coverage.result()          # built in a second thread while the units were finalised
+    release_unused()
     counts.update(final_counts or {})
     counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
@@ -105,7 +106,7 @@ def load_kernels() -> None:
     from . import strategies as S
     from .hashing import repeated_candidates
     from .sorting import warm_up as load_prepare_kernels
-    from .windows import window_pass
+    from .windows import coverage_codes, window_pass
 
     repeated_candidates(pa.array(["a", "a"], type=pa.string()))
     load_prepare_kernels()
@@ -114,6 +115,7 @@ def load_kernels() -> None:
     sw = S.regime_switches()
     window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,
                 np.int64(S.CSW_NS), np.int64(S.ENTRY_POINT_REPLY_NS), np.int64(S.CONVERSATION_NS))
+    coverage_codes(b, i, b, i, i, i, i, 0, 0)
 
 
 def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:

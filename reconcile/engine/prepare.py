@@ -306,7 +306,7 @@ def single_chunk_columns(frame: pd.DataFrame, *, in_place: bool = False) -> pd.D
 
 
 def category_parts(values) -> tuple[np.ndarray, pa.Array] | None:
-    """``(codes, categories)`` of a Categorical column of strings (codes ``int64``, -1 for NaN;
+    """``(codes, categories)`` of a Categorical column of strings (its integer codes, -1 for NaN;
     categories a ``pyarrow`` string array), else ``None``. The reader hands the few-valued message
     columns over as Categoricals: the engine then works on per-category answers gathered by code."""
     dtype = getattr(values, "dtype", None)
@@ -319,7 +319,7 @@ def category_parts(values) -> tuple[np.ndarray, pa.Array] | None:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     codes = values.cat.codes.to_numpy() if isinstance(values, pd.Series) else np.asarray(values.codes)
-    return codes.astype(np.int64), arr
+    return codes, arr
 
 
 def per_category(values, per_value: np.ndarray, missing=0) -> np.ndarray:
@@ -517,8 +517,8 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     sent = _instants_ns(deduped["sent_at"])
     direction_b = _buffers(deduped["direction"])
     status_b = _buffers(deduped["status"])
-    coded = category_parts(deduped["direction"]) is not None and category_parts(deduped["status"]) is not None
-    if coded:       # Categoricals (the reader's): one answer per category, gathered by code
+    if all(isinstance(deduped[c].dtype, pd.CategoricalDtype) for c in ("direction", "status")):
+        # Categoricals (the reader's): one answer per category, gathered by code
         inbound = _category_is(deduped["direction"], ("inbound",))
         billable = _category_is(deduped["direction"], ("outbound",)) & _category_is(deduped["status"],
                                                                                    ("delivered", "read"))
@@ -568,8 +568,9 @@ def _account_index(waba: pd.Series, account_ids: pa.Array) -> np.ndarray:
     """Position of each message's ``waba_id`` in ``account_ids`` (-1 when absent)."""
     from . import sorting
 
-    if category_parts(waba) is not None:                      # a lookup per category, gathered by code
-        _, cats = category_parts(waba)
+    parts = category_parts(waba)
+    if parts is not None:                                     # a lookup per category, gathered by code
+        cats = parts[1]
         per = np.asarray(pc.fill_null(pc.index_in(cats, value_set=account_ids.cast(cats.type)), -1), dtype=np.int64)
         return per_category(waba, per, missing=-1)
     strings = arrow_strings(waba)
@@ -658,6 +659,11 @@ def _buffers(column: pd.Series):
 def _row_attributes(deduped: pd.DataFrame, classes: MessageClasses) -> np.ndarray:
     """Per message, packed in one int64 (:func:`.sorting.row_attributes`): ``inbound & (entry_point != "")``,
     ``~inbound & (message_kind != "free_form")``, template category code + 1 (0 when none), account."""
+    coded = [category_parts(deduped[c]) for c in ("entry_point", "message_kind", "template_category")]
+    if all(parts is not None for parts in coded):        # Categoricals: tests per category, one compiled pass
+        from .sorting import coded_row_attributes
+
+        return coded_row_attributes(classes.inbound, classes.account, *coded, TEMPLATE_CATEGORY_CODES)
     columns = [_buffers(deduped[c]) for c in ("entry_point", "message_kind", "template_category")]
     names = [name.encode() for name in TEMPLATE_CATEGORY_CODES]
     if all(b is not None for b in columns) and len({len(b) for b in names}) == len(names):

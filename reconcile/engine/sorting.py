@@ -324,6 +324,32 @@ def row_attributes(inbound, account, entry_point, message_kind, template_categor
 
 
 @njit(cache=True)
+def _coded_row_attributes(inbound, account, ep_codes, mk_codes, tc_codes, entry_of, template_of, category_of):
+    n = inbound.shape[0]
+    out = np.empty(n, np.int64)
+    for i in range(n):       # a code of -1 (NaN) reads each table's last entry: "none"
+        inb = inbound[i]
+        entry = inb & entry_of[ep_codes[i]]
+        template = (not inb) & template_of[mk_codes[i]]
+        out[i] = np.int64(entry) | (np.int64(template) << 1) | (category_of[tc_codes[i]] << 2) | (account[i] << 8)
+    return out
+
+
+def coded_row_attributes(inbound, account, entry_point, message_kind, template_category, category_codes: dict):
+    """:func:`row_attributes` of Categorical columns, each given as ``(codes, categories)`` (codes of any
+    integer type, -1 for NaN; categories a sequence of strings): the string tests run once per category,
+    then one pass over the codes."""
+    def table(categories, test, dtype):
+        return _ro(np.array([test(str(c)) for c in categories] + [test("")], dtype=dtype))
+
+    return _coded_row_attributes(
+        _ro(inbound, np.bool_), _ro(account, np.int64), _ro(entry_point[0], np.int32), _ro(message_kind[0], np.int32),
+        _ro(template_category[0], np.int32), table(entry_point[1], lambda v: v != "", np.bool_),
+        table(message_kind[1], lambda v: v != "free_form", np.bool_),
+        table(template_category[1], lambda v: category_codes[v] + 1 if v in category_codes else 0, np.int64))
+
+
+@njit(cache=True)
 def _event_stats(rows, phone, user, t_all):
     m = rows.shape[0]
     t0 = np.iinfo(np.int64).max
@@ -521,6 +547,7 @@ def warm_up() -> None:
     ids, first = string_ids(strings)
     renumber(ids, first)
     attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
+    coded_row_attributes(b, i, (i, ["a"]), (i, ["a"]), (i, ["a"]), {"a": 0})
     event_stats(i, i, i, i)
     rows, packed = radix_sort_events(i, i, i, i, b, 0, 1, 1, 2, 2)
     tied_runs(packed)

@@ -13,6 +13,8 @@ and the three outputs (raw units, coverage, counts).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 from numba import njit
@@ -23,6 +25,7 @@ from . import strategies as S
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .buffers import read_only as _ro
 from .prepare import (DAY_NS, NAT_NS, _provenance, _report, arrow_strings, classify_messages, local_days,
                       prepare_events, str_series)
 
@@ -206,6 +209,47 @@ def window_pass(key, t, inbound, entry_point, template, category, regime, next_b
     return outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag
 
 
+@njit(cache=True, nogil=True)
+def _coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units, out_excluded):
+    n = billable.shape[0]
+    position = np.empty(n, np.int64)          # row → its position among the billable rows
+    nb = 0
+    for i in range(n):
+        position[i] = nb
+        nb += billable[i]
+    bill = np.empty(nb, np.int64)
+    for i in range(n):
+        if billable[i]:
+            bill[position[i]] = i
+    outcome_of = np.full(nb, out_excluded, np.int64)     # billable but excluded before the pass
+    unit_of = np.full(nb, n_units, np.int64)             # n_units: none
+    day = np.zeros(nb, np.int64)
+    has_day = np.zeros(nb, np.bool_)
+    orphan = False
+    for j in range(rows.shape[0]):
+        if inbound[j]:
+            continue
+        p = position[rows[j]]
+        outcome_of[p] = outcome[j]
+        u = opener_unit[j]
+        unit_of[p] = u if u >= 0 else n_units
+        orphan |= (u < 0) & (opener[j] >= 0)
+        day[p] = local_day[j]
+        has_day[p] = True
+    return bill, position, outcome_of, unit_of, day, has_day, orphan
+
+
+def coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units: int, out_excluded: int):
+    """Integer columns of the coverage in one compiled pass: per billable message (in message order)
+    its row, outcome (``out_excluded`` when it never reached the pass), unit number (``n_units`` when
+    none), local day and whether it has one; also every row's position among the billable rows, and
+    whether an event rides on an opener that is not a unit (never: the window pass makes every opener
+    a unit)."""
+    return _coverage_codes(_ro(billable, np.bool_), _ro(rows, np.int64), _ro(inbound, np.bool_),
+                           _ro(outcome, np.int64), _ro(opener_unit, np.int64), _ro(opener, np.int64),
+                           _ro(local_day, np.int64), np.int64(n_units), np.int64(out_excluded))
+
+
 def run_kernel(events):
     """Run :func:`window_pass` on :class:`~reconcile.engine.prepare.PreparedEvents`."""
     sw = S.regime_switches()
@@ -241,7 +285,7 @@ def _with_blank(vocab: pa.Array) -> pa.Array:
 
 
 def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
-                 quality: QualityLog) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 quality: QualityLog, *, coverage_later: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Windows of every era over all the history given → (raw_units, coverage, counts).
 
     ``raw_units``: one row per unit (no period filter), columns :data:`RAW_UNIT_COLUMNS`,
@@ -255,12 +299,17 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     ``missing_template_category`` (errors, excluded), ``free_form_outside_csw``,
     ``unparseable_number``, ``unknown_calling_code`` (warnings).
 
+    The coverage is built in a second thread (its compiled pass and Arrow gathers release the GIL)
+    while the units are; with ``coverage_later`` it is returned as a ``concurrent.futures.Future`` of
+    the frame, so that the caller's own work (the account-level passes) overlaps it as well.
+
     ``deduped`` may be handed over as a one-element list (emptied): the other columns are then
     freed once the events are prepared (peak memory of a whole run).
 
     Every string column is built by one Arrow gather from a vocabulary (codes → names): small
     vocabularies for accounts, categories, eras, months, zones, countries and markets; the message
-    ids are gathered once for the units, and the coverage's opener ids from those.
+    ids are gathered once for the units, and the coverage's opener ids from those. The coverage's
+    ``waba_id``, ``billing_month`` and ``outcome`` are Categoricals (codes over those vocabularies).
     """
     owned = isinstance(deduped, list)     # handed over as ``[frame]``: free the columns no longer needed
     if owned:
@@ -293,6 +342,13 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     unit_of[upos] = np.arange(n_units, dtype=np.int64)
     opener_unit = np.where(opener >= 0, unit_of[np.maximum(opener, 0)], -1)
     message_count = np.bincount(opener_unit[opener_unit >= 0], minlength=n_units).astype(np.int64)
+    opening_ids = pc.take(message_ids, pa.array(urows))
+    if opening_ids.type != pa.large_string():
+        opening_ids = opening_ids.cast(pa.large_string())
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-coverage")
+    coverage = worker.submit(lambda: pd.DataFrame(
+        _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids)))
+    worker.shutdown(wait=False)
     uregime = events.regime[upos]
     uacc = events.account[upos]
     uday = events.local_day[upos]
@@ -300,9 +356,6 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     country, market = _markets(uuser, urows, events.user_names, deduped, market_map, quality)
     month_codes, month_names = _month_codes(uday)
     uexp = expires[upos]
-    opening_ids = pc.take(message_ids, pa.array(urows))
-    if opening_ids.type != pa.large_string():
-        opening_ids = opening_ids.cast(pa.large_string())
     raw_columns = {
         "waba_id": _gather(_vocab(classes.account_ids), uacc),
         "phone_number_id": _gather(_vocab(events.phone_names), events.phone[upos]),
@@ -323,9 +376,9 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
         "timezone": _gather(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
         "csw_open": csw_flag[upos],
     }
-    coverage_columns = _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids)
     raw_units = pd.DataFrame(raw_columns)
-    coverage = pd.DataFrame(coverage_columns)
+    if not coverage_later:
+        coverage = coverage.result()
     n_in = int(classes.inbound.sum())
     n_bill = int(classes.billable.sum())
     rejected = int(classes.excluded.sum() + len(miss_cat))
@@ -401,28 +454,16 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
 
     Integer work first on the billable messages only (their position among them by a cumulative
     sum); the string columns are gathered at the end: message ids once, the opener's id from the
-    units' opening ids (``opening_ids``, one per unit), the small vocabularies by code."""
+    units' opening ids (``opening_ids``, one per unit); ``waba_id``, ``billing_month`` and ``outcome``
+    are Categoricals over their small vocabularies (codes, no per-row strings)."""
     billable = classes.billable
-    bill = np.flatnonzero(billable)
-    nb = len(bill)
-    position = np.cumsum(billable) - 1                            # row → its coverage position
-    sel = np.flatnonzero(~events.inbound)
-    at = position[events.rows[sel]]
-    outcome_of = np.full(nb, S.OUT_EXCLUDED, dtype=np.int64)      # billable but excluded before the pass
-    outcome_of[at] = outcome[sel]
     n_units = len(opening_ids)
-    unit = opener_unit[sel]
+    bill, position, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
+        billable, events.rows, events.inbound, outcome, opener_unit, opener, events.local_day, n_units,
+        S.OUT_EXCLUDED)
+    if orphan:                          # pragma: no cover - the kernel makes every opener a unit
+        raise RuntimeError("internal error: a message rides on an opener that is not a unit")
     opener_ids = _with_blank(opening_ids)
-    if np.any((unit < 0) & (opener[sel] >= 0)):      # pragma: no cover - an opener is always a unit
-        opener_ids = _with_blank(_vocab(message_ids))
-        n_units = len(message_ids)
-        unit = np.where(opener[sel] >= 0, events.rows[np.maximum(opener[sel], 0)], -1)
-    unit_of = np.full(nb, n_units, dtype=np.int64)                # n_units: the trailing ""
-    unit_of[at] = np.where(unit >= 0, unit, n_units)
-    day = np.zeros(nb, dtype=np.int64)
-    has_day = np.zeros(nb, dtype=bool)
-    day[at] = events.local_day[sel]
-    has_day[at] = True
     pre = np.flatnonzero(billable & classes.excluded)
     known = pre[(classes.account[pre] >= 0) & (classes.charge_ns[pre] != NAT_NS)]
     if len(known):
@@ -430,15 +471,20 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
                                           classes.zones)
         has_day[position[known]] = True
     month_codes, month_names = _month_codes(day[has_day])
-    months = np.full(nb, len(month_names), dtype=np.int64)        # len(month_names): the trailing ""
+    months = np.full(len(bill), len(month_names), dtype=np.int64)      # len(month_names): the trailing ""
     months[has_day] = month_codes
     acc = classes.account[bill]
     accounts = _vocab(classes.account_ids)
     return {
         "message_id": _gather(_vocab(message_ids), bill),
-        "waba_id": _gather(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
+        "waba_id": _categorical(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
         "charged_at": _utc(classes.charge_ns[bill]),
-        "billing_month": _gather(_with_blank(_vocab(month_names)), months),
-        "outcome": _gather(_vocab(S.OUTCOMES), outcome_of),
+        "billing_month": _categorical(_with_blank(_vocab(month_names)), months),
+        "outcome": _categorical(_vocab(S.OUTCOMES), outcome_of),
         "unit_opening_message_id": _gather(opener_ids, unit_of),
     }
+
+
+def _categorical(vocab: pa.Array, codes: np.ndarray) -> pd.Categorical:
+    """``vocab[codes]`` as a Categorical over the (distinct) vocabulary: no per-row strings."""
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(pd.array(vocab, dtype="str"))))
