@@ -39,6 +39,8 @@ MIN_LOOKBACK_DAYS = 7
 #: output string columns copied from the raw units as they are (one gather each, in the final order)
 _COPIED_STRING_COLUMNS = ("phone_number_id", "user_wa_id", "country", "era", "timezone")
 _NAT = np.iinfo(np.int64).min
+#: dtype of the codes of a string column (few names; half the memory of int64 for the unit arrays)
+_CODE = np.int32
 #: local day of a unit without a local date (NaT): below every date, so no rate version is in force
 _NO_DAY = np.int64(-(1 << 40))
 #: a dense table over a packed key is used (instead of a sort) while the key range is below this
@@ -100,17 +102,16 @@ class _Codes:
 
     @classmethod
     def sorted(cls, codes: np.ndarray, names: list[str], order: np.ndarray | None = None) -> "_Codes":
-        """``codes`` (any integer dtype) into any list of ``names`` (unsorted, possibly repeated) → int64
-        codes into the sorted distinct names (one gather through a small rank table; ``order``: of
+        """``codes`` (any integer dtype) into any list of ``names`` (unsorted, possibly repeated) → codes into the sorted distinct names (one gather through a small rank table; ``order``: of
         ``codes[order]``)."""
         if order is not None:
             codes = codes[order]
         distinct = sorted(set(names))
         if distinct == names:                     # already sorted and distinct: the codes as they are
-            return cls(codes.astype(np.int64), distinct)
+            return cls(codes.astype(_CODE), distinct)
         index = {name: i for i, name in enumerate(distinct)}
-        rank = np.array([index[name] for name in names], dtype=np.int64)
-        return cls(rank[codes] if len(names) else np.zeros(len(codes), dtype=np.int64), distinct)
+        rank = np.array([index[name] for name in names], dtype=_CODE)
+        return cls(rank[codes] if len(names) else np.zeros(len(codes), dtype=_CODE), distinct)
 
     def take(self, positions: np.ndarray) -> "_Codes":
         return _Codes(self.codes[positions], self.names)
@@ -304,8 +305,8 @@ class UnitArrays:
         self.portfolio_of: list[str] = []
         self.tier_rank = np.zeros(self.n, dtype=np.int64)
         self.rate = np.zeros(self.n, dtype=np.float64)
-        self.tier = _Codes(np.zeros(self.n, dtype=np.int64), [""])
-        self.rate_version = _Codes(np.zeros(self.n, dtype=np.int64), [""])
+        self.tier = _Codes(np.zeros(self.n, dtype=_CODE), [""])
+        self.rate_version = _Codes(np.zeros(self.n, dtype=_CODE), [""])
 
     def _codes(self, column: str) -> _Codes:
         """Codes of a raw string column in delivery order (the kept rows, in row order, are encoded
@@ -567,7 +568,7 @@ def apply_authentication_international(u: UnitArrays, table: RateTable) -> None:
                         + [-1], dtype=np.int64)[u.waba.codes[auth]]
     has_business = np.array([b != "" for b in u.business_country_of] + [False])[u.waba.codes[auth]]
     foreign = ~(country == "") & has_business & (country.codes != business)
-    international = _Codes(np.zeros(len(auth), dtype=np.int64), ["authentication_international"])
+    international = _Codes(np.zeros(len(auth), dtype=_CODE), ["authentication_international"])
     has = _rate_versions(u, table, auth, international) >= 0
     u.category.codes[auth[foreign & has]] = u.category.code("authentication_international")
 
@@ -628,8 +629,8 @@ def tier_ranks(u: UnitArrays) -> np.ndarray:
     paid = u.pricing_type == "regular"
     scopes = sorted(set(u.waba.names) | set(u.portfolio_of))          # accounts and portfolios: few names
     scope_code = {s: i for i, s in enumerate(scopes)}
-    own = np.array([scope_code[w] for w in u.waba.names] + [0], dtype=np.int64)
-    portfolio = np.array([scope_code[p] for p in u.portfolio_of] + [0], dtype=np.int64)
+    own = np.array([scope_code[w] for w in u.waba.names] + [0], dtype=_CODE)
+    portfolio = np.array([scope_code[p] for p in u.portfolio_of] + [0], dtype=_CODE)
     scope = np.where(u.pricing_model == "NBP", own[u.waba.codes], portfolio[u.waba.codes])
     return _rank_within(paid, [_Codes(scope, scopes), u.market, u.category, u.month])
 
@@ -657,8 +658,8 @@ def _row_labels(labels: np.ndarray, row: np.ndarray, paid: np.ndarray, n: int) -
     """Per unit, the label of its rate row (``labels[row]`` for the units ``paid``; ``""`` for a row -1
     and for the other units), as codes into the few distinct labels."""
     names, code = np.unique(np.append(np.asarray(labels, dtype=object), ""), return_inverse=True)
-    code = code.reshape(-1).astype(np.int64)
-    codes = np.full(n, code[-1], dtype=np.int64)
+    code = code.reshape(-1).astype(_CODE)
+    codes = np.full(n, code[-1], dtype=_CODE)
     codes[paid] = code[row]
     return _Codes(codes, names.tolist())
 
