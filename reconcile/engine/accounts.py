@@ -242,8 +242,11 @@ class RawColumns:
             if isinstance(ld.dtype, pd.DatetimeTZDtype):
                 ld = ld.dt.tz_localize(None)
             ld = pd.to_datetime(ld).astype("datetime64[ns]")
-        ns = ld.to_numpy().view(np.int64)[rows]
-        return np.where(ns == _NAT, _NO_DAY, ns // DAY_NS)
+        day = ld.to_numpy().view(np.int64).take(rows)          # a new array: converted in place
+        missing = day == _NAT
+        day //= DAY_NS
+        day[missing] = _NO_DAY
+        return day
 
     def integers(self, name: str, fill_missing: bool = False) -> np.ndarray:
         """int64 values of every row (``fill_missing``: missing values read as 0)."""
@@ -338,8 +341,11 @@ class UnitArrays:
 
     def local_date(self, rows) -> pd.Series:
         """Local date of each unit of ``rows`` (naive ``datetime64[ns]`` midnights, NaT when none)."""
-        day = self.day[rows]
-        return pd.Series(np.where(day == _NO_DAY, _NAT, day * DAY_NS).view("M8[ns]"))
+        ns = self.day.take(rows)                                # a new array: converted in place
+        missing = ns == _NO_DAY
+        ns *= DAY_NS
+        ns[missing] = _NAT
+        return pd.Series(ns.view("M8[ns]"))
 
     def unit_ids(self, rows) -> pa.Array:
         """Unit ids of the units ``rows``."""
@@ -502,7 +508,8 @@ def _combined(codes: list[np.ndarray], sizes: list[int]) -> np.ndarray:
         return _packed(codes)
     key = np.zeros(len(codes[0]), dtype=np.int64)
     for part, size in zip(codes, sizes):
-        key = key * max(size, 1) + part
+        key *= max(size, 1)
+        key += part
     return key
 
 
