@@ -39,7 +39,8 @@ MIN_LOOKBACK_DAYS = 7
 #: output string columns copied from the raw units as they are (one gather each, in the final order)
 _COPIED_STRING_COLUMNS = ("phone_number_id", "user_wa_id", "country", "era", "timezone")
 _NAT = np.iinfo(np.int64).min
-#: dtype of the codes of a string column (few names; half the memory of int64 for the unit arrays)
+#: dtype of the codes of a string column (few names; half the memory of int64 for the unit arrays). Tables
+#: are read by code with ``table.take(codes)``: numpy's ``table[codes]`` first converts non-intp indices
 _CODE = np.int32
 #: local day of a unit without a local date (NaT): below every date, so no rate version is in force
 _NO_DAY = np.int64(-(1 << 40))
@@ -111,7 +112,7 @@ class _Codes:
             return cls(codes.astype(_CODE), distinct)
         index = {name: i for i, name in enumerate(distinct)}
         rank = np.array([index[name] for name in names], dtype=_CODE)
-        return cls(rank[codes] if len(names) else np.zeros(len(codes), dtype=_CODE), distinct)
+        return cls(rank.take(codes) if len(names) else np.zeros(len(codes), dtype=_CODE), distinct)
 
     def take(self, positions: np.ndarray) -> "_Codes":
         return _Codes(self.codes[positions], self.names)
@@ -124,7 +125,7 @@ class _Codes:
 
     def where(self, test) -> np.ndarray:
         """``test(name)`` per row (evaluated once per name)."""
-        return np.array([bool(test(n)) for n in self.names] + [False], dtype=bool)[self.codes]
+        return np.array([bool(test(n)) for n in self.names] + [False], dtype=bool).take(self.codes)
 
     def isin(self, names) -> np.ndarray:
         return self.where(lambda n: n in names)
@@ -135,7 +136,7 @@ class _Codes:
     def strings(self, rows=None) -> np.ndarray:
         """Object array of the strings (of ``rows``)."""
         codes = self.codes if rows is None else self.codes[rows]
-        return np.asarray(self.names, dtype=object)[codes] if len(self.names) else np.full(len(codes), "", object)
+        return np.asarray(self.names, dtype=object).take(codes) if len(self.names) else np.full(len(codes), "", object)
 
     def arrow(self, rows=None) -> pa.Array:
         """``large_string`` array of the strings (of ``rows``), see :func:`_vocabulary_take`."""
@@ -153,7 +154,7 @@ def _vocabulary_take(names: list[str], codes: np.ndarray) -> pa.Array:
     encoded = [name.encode() for name in names]
     width = len(encoded[0]) if encoded else 0
     if width and all(len(b) == width for b in encoded):
-        data = np.array(encoded, dtype=f"S{width}")[codes]
+        data = np.array(encoded, dtype=f"S{width}").take(codes)
         offsets = np.arange(0, (len(codes) + 1) * width, width, dtype=np.int64)
         return pa.LargeStringArray.from_buffers(len(codes), pa.py_buffer(offsets), pa.py_buffer(data))
     return pc.take(pa.array(names, type=pa.large_string()), pa.array(codes))
@@ -164,7 +165,7 @@ def _period_side(month: tuple[np.ndarray, list[str]], period: Period) -> np.ndar
     billing month; decided once per name)."""
     codes, names = month
     side = [-1 if m < period.first else 1 if m > period.last else 0 for m in names]
-    return np.array(side, dtype=np.int8)[codes] if names else np.zeros(len(codes), dtype=np.int8)
+    return np.array(side, dtype=np.int8).take(codes) if names else np.zeros(len(codes), dtype=np.int8)
 
 
 # --------------------------------------------------------------------------- raw columns
@@ -337,7 +338,7 @@ class UnitArrays:
     def currency_codes(self, rows) -> np.ndarray:
         """A code per distinct currency string, of each unit of ``rows``."""
         codes, _ = pd.factorize(np.asarray(self.currency_of + [""], dtype=object))
-        return np.asarray(codes, dtype=np.int64)[self.waba.codes[rows]]
+        return np.asarray(codes, dtype=np.int64).take(self.waba.codes[rows])
 
     def local_date(self, rows) -> pd.Series:
         """Local date of each unit of ``rows`` (naive ``datetime64[ns]`` midnights, NaT when none)."""
@@ -404,7 +405,7 @@ def _unit_ids(ids: pa.Array, category: pa.Array) -> pa.Array:
 
 def _per_account(values: list[str], waba: _Codes, rows=None) -> np.ndarray:
     codes = waba.codes if rows is None else waba.codes[rows]
-    return np.asarray(values + [""], dtype=object)[codes]
+    return np.asarray(values + [""], dtype=object).take(codes)
 
 
 # --------------------------------------------------------------------------- orders and groups
@@ -572,8 +573,8 @@ def apply_authentication_international(u: UnitArrays, table: RateTable) -> None:
     country = u.codes_of("country", auth)
     # the account's business country as a code among the users' countries (-1: none of them)
     business = np.array([country.names.index(b) if b in country.names else -1 for b in u.business_country_of]
-                        + [-1], dtype=np.int64)[u.waba.codes[auth]]
-    has_business = np.array([b != "" for b in u.business_country_of] + [False])[u.waba.codes[auth]]
+                        + [-1], dtype=np.int64).take(u.waba.codes[auth])
+    has_business = np.array([b != "" for b in u.business_country_of] + [False]).take(u.waba.codes[auth])
     foreign = ~(country == "") & has_business & (country.codes != business)
     international = _Codes(np.zeros(len(auth), dtype=_CODE), ["authentication_international"])
     has = _rate_versions(u, table, auth, international) >= 0
@@ -638,7 +639,7 @@ def tier_ranks(u: UnitArrays) -> np.ndarray:
     scope_code = {s: i for i, s in enumerate(scopes)}
     own = np.array([scope_code[w] for w in u.waba.names] + [0], dtype=_CODE)
     portfolio = np.array([scope_code[p] for p in u.portfolio_of] + [0], dtype=_CODE)
-    scope = np.where(u.pricing_model == "NBP", own[u.waba.codes], portfolio[u.waba.codes])
+    scope = np.where(u.pricing_model == "NBP", own.take(u.waba.codes), portfolio.take(u.waba.codes))
     return _rank_within(paid, [_Codes(scope, scopes), u.market, u.category, u.month])
 
 
