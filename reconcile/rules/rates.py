@@ -145,7 +145,7 @@ class RateTable:
         found[found] = self._group_keys[pos[found]] == key[found]
         return np.where(found, pos, -1).astype(np.int64)
 
-    _group_ids = group_ids
+    _group_ids = group_ids          # the former private name (tests/unit/test_rate_table_codes.py)
 
     def version_at(self, group: np.ndarray, day: np.ndarray) -> np.ndarray:
         """Index of the version of ``group`` (from :meth:`group_ids`) in force at ``day`` (int64 days since
