@@ -1,6 +1,7 @@
 """The billing engine: messages → billable units (rule book sections 0-5).
 
-``compute_units`` runs the steps in order: :func:`dedupe_messages` (duplicates),
+``compute_units`` runs the steps in order: :func:`merge_duplicates` (duplicates merged into their first
+occurrence, the other rows masked: :func:`dedupe_messages` is the same with the rows copied),
 :func:`window_units` (billable filter, keys, sort, the compiled window pass of every era,
 markets) and ``finalize_units`` (account-level passes: period, authentication-international,
 free tier, free customer service, volume tiers, rates; :mod:`reconcile.engine.accounts`).
@@ -14,7 +15,7 @@ import pandas as pd
 from ..contracts import WEBHOOK_EVIDENCE_COLUMNS
 from ..memory import release_unused
 from ..quality import QualityLog
-from .prepare import dedupe_messages
+from .prepare import dedupe_messages, merge_duplicates
 
 __all__ = ["EngineResult", "compute_units", "dedupe_messages", "load_kernels", "start_warm_up", "window_units"]
 
@@ -58,12 +59,12 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     unused = [c for c in WEBHOOK_EVIDENCE_COLUMNS if c in messages.columns]
     if unused:
         messages = messages.drop(columns=unused)
-    deduped, counts = dedupe_messages(messages, quality, consume=owned)
+    merged, keep, counts = merge_duplicates(messages, quality, in_place=owned)
     del messages
-    release_unused()
-    handover = [deduped]
-    del deduped
-    raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality, coverage_later=True)
+    handover = [merged]
+    del merged
+    raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality, coverage_later=True,
+                                                      dropped=None if keep is None else ~keep)
     window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)

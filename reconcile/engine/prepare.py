@@ -51,16 +51,29 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
 
     ``consume=True`` (the caller hands its only reference over) empties ``messages`` column by
     column while the kept rows are copied, so that the input and the output are never both whole
-    in memory.
+    in memory. :func:`merge_duplicates` is the same without the copy (the engine's own path).
     """
+    frame, keep, counts = merge_duplicates(messages, quality, in_place=consume)
+    if keep is None:
+        return frame.reset_index(drop=True), counts
+    return _filter_rows(frame, keep, consume=consume), counts
+
+
+def merge_duplicates(messages: pd.DataFrame, quality: QualityLog, *, in_place: bool = False
+                     ) -> tuple[pd.DataFrame, np.ndarray | None, dict]:
+    """:func:`dedupe_messages` without copying the kept rows: returns the messages with each kept
+    duplicated id's merged values written over its first occurrence, the mask of the rows to keep
+    (``None`` when every row is kept) and the counts. The rows outside the mask (later occurrences,
+    every row of a conflicting id) are no messages any more: :func:`.windows.window_units` takes the
+    mask as ``dropped`` and ignores them. ``in_place``: ``messages`` itself is modified."""
     n = len(messages)
     counts = {"input_rows": n, "duplicates_merged": 0, "conflicting_duplicates": 0}
     if n == 0:
-        return messages.reset_index(drop=True), counts
-    messages = single_chunk_columns(messages, in_place=consume)
+        return messages.reset_index(drop=True), None, counts
+    messages = single_chunk_columns(messages, in_place=in_place)
     dup_rows, dup_codes = _duplicated_ids(arrow_strings(messages["message_id"]))
     if len(dup_rows) == 0:     # no duplicates at all: the common case
-        return messages.reset_index(drop=True), counts
+        return messages, None, counts
 
     order = np.argsort(dup_codes, kind="stable")
     dup_rows = dup_rows[order]                                    # grouped by id, input order inside
@@ -125,17 +138,16 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
                     + ": message excluded (charges nothing, opens nothing)"),
         )
 
-    # one merged row per duplicated id, placed at its first occurrence; conflicting ids dropped.
-    # A filter keeps input order (one sequential pass per column); the merged values are then
-    # written over the kept first occurrences.
+    # one merged row per duplicated id, at its first occurrence (the merged values are written over
+    # it); the later occurrences and every row of a conflicting id are left out by the mask
     keep_groups = ~conflicting
     keep = np.ones(n, dtype=bool)
     keep[dup_rows] = False
     kept_first = first_pos[keep_groups]
     keep[kept_first] = True
     by_pos = np.argsort(kept_first, kind="stable")
-    out_pos = (np.cumsum(keep) - 1)[kept_first[by_pos]]          # ascending positions in the output
-    out = _filter_rows(messages, keep, consume=consume)
+    out_pos = kept_first[by_pos]                                  # ascending positions
+    out = messages
     for col, vals in merged.items():
         vals = np.asarray(vals)[keep_groups][by_pos]
         current = out[col].iloc[out_pos]
@@ -155,7 +167,7 @@ def dedupe_messages(messages: pd.DataFrame, quality: QualityLog, *, consume: boo
             out[col] = _overwrite(out[col], out_pos[differs], vals[differs])
     counts["duplicates_merged"] = int(m - n_groups)
     counts["conflicting_duplicates"] = n_conflicting
-    return out, counts
+    return out, keep, counts
 
 
 def _merge_codes(values: pd.Series, col: str, starts: np.ndarray, local: np.ndarray, m: int
@@ -229,7 +241,7 @@ def _filter_rows(frame: pd.DataFrame, keep: np.ndarray, consume: bool = False) -
                                    else col.array[keep], name=name)
             if cols[name].dtype != col.dtype:
                 cols[name] = cols[name].astype(col.dtype)
-    return pd.DataFrame(cols, columns=columns)
+    return pd.DataFrame(cols, columns=columns, copy=False)      # fresh arrays: no block copies
 
 
 def _overwrite(column: pd.Series, positions: np.ndarray, values: np.ndarray) -> pd.Series:
@@ -498,12 +510,14 @@ class MessageClasses:
     zones: list[str]
 
 
-def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: QualityLog) -> MessageClasses:
+def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: QualityLog,
+                      dropped: np.ndarray | None = None) -> MessageClasses:
     """Billable filter and account lookup (rule book section 0, "Billable delivery").
 
     Findings: ``unknown_account`` (error, excluded), ``missing_delivery_time`` (delivered/read
     with neither ``delivered_at`` nor ``read_at``: error, not charged), ``missing_received_time``
-    (inbound without ``sent_at``: error, ignored).
+    (inbound without ``sent_at``: error, ignored). Rows of ``dropped`` (duplicates merged into
+    another row, see :func:`merge_duplicates`) are no messages: neither inbound nor billable, no finding.
     """
     from . import sorting
 
@@ -542,6 +556,9 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
         missing_time = billable & (charge == NAT_NS) & ~unknown
         missing_in = inbound & (charge == NAT_NS) & ~unknown
 
+    if dropped is not None:
+        inbound, billable, unknown, missing_time, missing_in = (
+            mask & ~dropped for mask in (inbound, billable, unknown, missing_time, missing_in))
     _report(quality, deduped, unknown, "error", "unknown_account", "waba_id",
             "account not in the accounts file: message excluded")
     _report(quality, deduped, missing_time, "error", "missing_delivery_time", "delivered_at",

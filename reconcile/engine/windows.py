@@ -285,7 +285,8 @@ def _with_blank(vocab: pa.Array) -> pa.Array:
 
 
 def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
-                 quality: QualityLog, *, coverage_later: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 quality: QualityLog, *, coverage_later: bool = False, dropped: np.ndarray | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Windows of every era over all the history given → (raw_units, coverage, counts).
 
     ``raw_units``: one row per unit (no period filter), columns :data:`RAW_UNIT_COLUMNS`,
@@ -298,6 +299,9 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     Findings: ``unknown_account``, ``missing_delivery_time``, ``missing_received_time``,
     ``missing_template_category`` (errors, excluded), ``free_form_outside_csw``,
     ``unparseable_number``, ``unknown_calling_code`` (warnings).
+
+    ``dropped``: rows of ``deduped`` that are no messages (the later occurrences of duplicated ids
+    and conflicting ids, :func:`~reconcile.engine.prepare.merge_duplicates`): ignored, not counted.
 
     The coverage is built in a second thread (its compiled pass and Arrow gathers release the GIL)
     while the units are; with ``coverage_later`` it is returned as a ``concurrent.futures.Future`` of
@@ -315,7 +319,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     if owned:
         deduped = deduped.pop()
     deduped = deduped.reset_index(drop=True)
-    classes = classify_messages(deduped, accounts, quality)
+    classes = classify_messages(deduped, accounts, quality, dropped)
     events = prepare_events(deduped, classes)
     if owned:
         deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
@@ -347,7 +351,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
         opening_ids = opening_ids.cast(pa.large_string())
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-coverage")
     coverage = worker.submit(lambda: pd.DataFrame(
-        _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids)))
+        _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids), copy=False))
     worker.shutdown(wait=False)
     uregime = events.regime[upos]
     uacc = events.account[upos]
@@ -376,13 +380,14 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
         "timezone": _gather(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
         "csw_open": csw_flag[upos],
     }
-    raw_units = pd.DataFrame(raw_columns)
+    raw_units = pd.DataFrame(raw_columns, copy=False)
     if not coverage_later:
         coverage = coverage.result()
     n_in = int(classes.inbound.sum())
     n_bill = int(classes.billable.sum())
     rejected = int(classes.excluded.sum() + len(miss_cat))
-    counts = {"inbound": n_in, "non_billable": int(len(deduped) - n_in - n_bill), "billable_outbound": n_bill,
+    n_messages = len(deduped) - (int(dropped.sum()) if dropped is not None else 0)
+    counts = {"inbound": n_in, "non_billable": int(n_messages - n_in - n_bill), "billable_outbound": n_bill,
               "rejected": rejected, "units": int(len(raw_units))}
     return raw_units, coverage, counts
 

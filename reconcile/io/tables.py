@@ -23,6 +23,7 @@ import io
 import json
 import re
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -447,6 +448,9 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 frames.append(part)
                 infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
                 continue
+        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-sha256")
+        digest = hasher.submit(_sha256, data)      # hashlib releases the GIL: hashed while the file is parsed
+        hasher.shutdown(wait=False)
         if ext in CSV_SUFFIXES:
             raw = _read_csv_table(data, path, quality, dictionary=_CODED_MESSAGE_COLUMNS)
         elif ext in PARQUET_SUFFIXES:
@@ -454,7 +458,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
         else:
             raw = _read_jsonl_rows(lines, path, quality)
         n_rows = int(raw.attrs.get("records", len(raw))) if isinstance(raw, pd.DataFrame) else raw.num_rows
-        digest = _sha256(data)
+        digest = digest.result()
         del data, lines                  # peak memory: the file's bytes and raw table go before validating
         part = _messages_from_raw(raw, path, quality)
         del raw
@@ -986,7 +990,7 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
         source = cols.source if keep is None else cols.source[keep].reset_index(drop=True)
         out["source"] = source.astype("str").fillna("").astype("category")
     out["row"] = rows if keep is None else rows[keep]
-    return pd.DataFrame(out)[MESSAGE_OUTPUT_COLUMNS]
+    return pd.DataFrame(out, columns=MESSAGE_OUTPUT_COLUMNS, copy=False)   # fresh arrays: no block copies
 
 
 # =========================================================================== accounts

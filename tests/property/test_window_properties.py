@@ -154,3 +154,24 @@ def test_windowing_each_key_alone_equals_the_whole(log):
         parts.append(units)
     joined = pd.concat(parts, ignore_index=True) if parts else whole.iloc[:0]
     pd.testing.assert_frame_equal(canonical(whole), canonical(joined), check_dtype=False)
+
+
+@settings_for(30)
+@given(logs())
+def test_masking_merged_duplicates_equals_copying_the_deduplicated_rows(log):
+    # compute_units merges duplicates in place and masks the other rows (merge_duplicates + dropped);
+    # dedupe_messages copies the kept rows: the window pass must not see the difference
+    from reconcile.engine.prepare import merge_duplicates
+
+    rows, accounts = log
+    frame = messages_frame(rows)
+    units, coverage, counts, findings = run(frame, accounts)
+    quality = QualityLog()
+    merged, keep, _ = merge_duplicates(frame, quality)
+    dropped = None if keep is None else ~keep
+    units2, coverage2, counts2 = window_units(merged, accounts, market_map_frame(), quality, dropped=dropped)
+    pd.testing.assert_frame_equal(units, units2)
+    pd.testing.assert_frame_equal(coverage, coverage2)
+    assert counts == counts2
+    pd.testing.assert_frame_equal(findings, quality.frame())
+    assert frame["message_id"].duplicated().sum() == 0 or keep is not None
