@@ -84,44 +84,77 @@ def _np(mask) -> np.ndarray:
 
 
 def _codes_in(strings: pa.Array, values: list[str]) -> np.ndarray:
-    """Per string, the position of the first equal one of the few ``values``, -1 for none or a null
-    (one compiled pass over the Arrow buffers; with nulls one Arrow comparison per value)."""
+    """Per string, the position (int8: at most 127 ``values``) of the first equal one of the few
+    ``values``, -1 for none or a null (one compiled pass over the Arrow buffers; with nulls one Arrow
+    comparison per value)."""
     if COMPILED and strings.null_count == 0:
         offsets, data = string_buffers(strings)
         vocab_offsets, vocab_data = string_buffers(pa.array(values, type=pa.large_string()))
         return _vocabulary_codes(offsets, data, vocab_offsets, vocab_data)
-    codes = np.full(len(strings), -1, dtype=np.int64)
+    codes = np.full(len(strings), -1, dtype=np.int8)
     for code in range(len(values) - 1, -1, -1):
         codes[_np(pc.equal(strings, pa.scalar(values[code], type=strings.type)))] = code
     return codes
 
 
+def first_occurrence_codes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(codes, first)`` of a contiguous string array without nulls, as ``pc.dictionary_encode`` gives
+    them: each string's code in order of first occurrence and the first position of each distinct
+    string (compiled, :func:`_string_set`); ``None`` for an array with nulls. Also used by
+    :mod:`reconcile.compare` to code its group columns."""
+    buffers = string_buffers(strings)
+    if buffers is None:
+        return None
+    codes, _, _, _, first, _ = _string_set(buffers[0], buffers[1])
+    return codes, first
+
+
+def _column_codes(column: pd.Series, values: list[str]) -> np.ndarray:
+    """:func:`_codes_in` for a pandas string column. A Categorical's few categories are matched and its
+    codes mapped onto them (a missing value: -1), without expanding the column into strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        of_category = _codes_in(_arrow_strings(column.cat.categories), values)
+        return np.take(np.append(of_category, np.int8(-1)), column.cat.codes.to_numpy())   # code -1: the -1
+    return _codes_in(_arrow_strings(column), values)
+
+
+def _before(column: pd.Series, bound: str) -> np.ndarray:
+    """``column < bound`` (string order) as a numpy mask, ``False`` for a missing value; a Categorical
+    is compared per category."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        of_category = _np(pc.less(_arrow_strings(column.cat.categories), bound))
+        return np.take(np.append(of_category, False), column.cat.codes.to_numpy())
+    return _np(pc.less(_arrow_strings(column), bound))
+
+
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
-                    excluded_ids: set[str] | pd.Index) -> dict:
+                    excluded_ids) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2).
+    ``excluded_ids``: the message ids named by error findings (a set, or an array-like of them).
 
     The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame); the
-    opening message ids are matched by :func:`_opener_positions`."""
-    in_period = _codes_in(_arrow_strings(coverage["billing_month"]), list(period.months)) >= 0
-    outcome = _codes_in(_arrow_strings(coverage["outcome"]), ["unit_opener", "rode_on_unit", "free_not_unit",
-                                                               "excluded"])
+    opening message ids are matched by :func:`_openers`."""
+    in_period = _column_codes(coverage["billing_month"], list(period.months)) >= 0
+    outcome = _column_codes(coverage["outcome"], ["unit_opener", "rode_on_unit", "free_not_unit", "excluded"])
     rides_any = (outcome == 0) | (outcome == 1)
-    earlier = (raw_units["billing_month"].astype(str) < period.first).to_numpy(dtype=bool)
-    opener_pos, unit_pos, n_period, period_ids = _opener_positions(
+
+    def earlier() -> np.ndarray:            # the raw units of a month before the period
+        return _before(raw_units["billing_month"], period.first)
+
+    where, unit_pos, ridden, period_ids = _openers(
         units["opening_message_id"], raw_units["opening_message_id"], earlier,
         coverage["unit_opening_message_id"], rides_any, in_period)
-    opener_of_period = (opener_pos >= 0) & (opener_pos < n_period)
     rides = rides_any & in_period
-    in_unit_of_period = rides & opener_of_period
-    in_earlier_window = rides & ~in_unit_of_period & (opener_pos >= n_period)
+    in_unit_of_period = rides & (where == 1)
+    in_earlier_window = rides & (where == 2)
     free = in_period & (outcome == 2)
     excluded = in_period & (outcome == 3)
     buckets = {
-        "billable_in_period": int(in_period.sum()),
-        "covered_by_unit_of_period": int(in_unit_of_period.sum()),
-        "covered_by_window_before_period": int(in_earlier_window.sum()),
-        "free_not_a_unit": int(free.sum()),
-        "excluded_by_data_quality_rule": int(excluded.sum()),
+        "billable_in_period": int(np.count_nonzero(in_period)),
+        "covered_by_unit_of_period": int(np.count_nonzero(in_unit_of_period)),
+        "covered_by_window_before_period": int(np.count_nonzero(in_earlier_window)),
+        "free_not_a_unit": int(np.count_nonzero(free)),
+        "excluded_by_data_quality_rule": int(np.count_nonzero(excluded)),
     }
     message_ids = coverage["message_id"]
     lost = in_period & ~(in_unit_of_period | in_earlier_window | free | excluded)
@@ -130,14 +163,15 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
         raise ConservationError(f"{int(lost.sum())} billable messages of the period are in no bucket "
                                 f"(e.g. {sample})")
     excluded_pos = np.flatnonzero(excluded)
-    unnamed_pos = excluded_pos[~_is_in(message_ids.iloc[excluded_pos],
-                                       pa.array(sorted(excluded_ids), type=pa.string()))]
+    named = pa.array(sorted(excluded_ids), type=pa.string()) if isinstance(excluded_ids, (set, frozenset)) \
+        else _strings(excluded_ids)
+    unnamed_pos = excluded_pos[~_is_in(message_ids.iloc[excluded_pos], named)]
     if len(unnamed_pos):
         raise ConservationError(f"{len(unnamed_pos)} messages excluded without a data-quality finding "
                                 f"(e.g. {message_ids.iloc[unnamed_pos[:3]].tolist()})")
     # units ↔ messages: every unit's message_count equals the messages that opened or rode on it
-    ridden = np.bincount(opener_pos[rides_any & opener_of_period], minlength=n_period)
-    counted = np.bincount(unit_pos, weights=units["message_count"].to_numpy(dtype=np.float64), minlength=n_period)
+    counted = np.bincount(unit_pos, weights=units["message_count"].to_numpy(dtype=np.float64),
+                          minlength=len(ridden))
     differs = np.flatnonzero(counted != ridden)
     if len(differs):
         raise ConservationError(f"{len(differs)} units whose message_count differs from the "
@@ -146,35 +180,42 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
     return buckets
 
 
-def _opener_positions(unit_openers: pd.Series, raw_openers: pd.Series, earlier: np.ndarray,
-                      coverage_openers: pd.Series, riding: np.ndarray, in_period: np.ndarray):
-    """Where the opener of each riding coverage row is: ``opener_pos`` is the position of its id among
-    the distinct opening ids of the period's units (first appearance order), ``n_period`` when it is
-    only the opening id of a unit of an earlier month (``earlier`` rows of the raw units; told apart
-    only for rows ``in_period``, the only ones the buckets look at), -1 when it is neither or the row
-    does not ride. Also ``unit_pos`` (each unit's position among those distinct ids),
-    ``n_period`` and a function giving the ids at some positions (for messages).
+def _openers(unit_openers: pd.Series, raw_openers: pd.Series, earlier, coverage_openers: pd.Series,
+             riding: np.ndarray, in_period: np.ndarray):
+    """Where the opener of each riding coverage row is, matched on its id: ``where`` (int8 per coverage
+    row) is 1 when the id is the opening id of a unit of the period, 2 when it is only the opening id of
+    a unit of an earlier month (the raw units of the mask ``earlier()``, asked only when needed; told
+    apart only for rows ``in_period``, the only ones the buckets look at), 0 when it is neither or the
+    row does not ride. Also ``unit_pos`` (each unit's position among the distinct opening ids of the
+    period's units, in first appearance order), ``ridden`` (per such id, the riding rows whose opener
+    it is) and a function giving the ids at some positions (for messages).
 
-    Without nulls the ids are matched by one compiled pass over the Arrow buffers
-    (:func:`_locate_openers`, an open-addressing table of the distinct ids, every candidate confirmed
-    byte for byte); with nulls by Arrow's hash kernels (``unique``/``index_in``, where a null matches a
-    null)."""
+    Without nulls the ids are matched by compiled passes over the Arrow buffers
+    (:func:`_locate_openers`, :func:`_find_strings`: hash tables of the distinct ids, every match
+    confirmed byte for byte); with nulls by Arrow's hash kernels (``unique``/``index_in``, where a null
+    matches a null)."""
     arrays = [_arrow_strings(unit_openers), _arrow_strings(raw_openers), _arrow_strings(coverage_openers)]
     if COMPILED and all(a.null_count == 0 for a in arrays):
-        (a_off, a_data), (b_off, b_data), (c_off, c_data) = (string_buffers(a) for a in arrays)
-        unit_pos, first_row, opener_pos = _locate_openers(a_off, a_data, b_off, b_data, earlier, c_off, c_data,
-                                                          riding, in_period)
-        return (opener_pos, unit_pos, len(first_row), lambda pos: arrays[0].take(pa.array(first_row[pos])).to_pylist())
+        (a_off, a_data), (c_off, c_data) = string_buffers(arrays[0]), string_buffers(arrays[2])
+        unit_pos, first_row, where, ridden, ask = _locate_openers(a_off, a_data, c_off, c_data,
+                                                                  np.flatnonzero(riding), in_period)
+        if len(ask):                                  # rows of the period whose opener is no unit of the period
+            b_off, b_data = string_buffers(arrays[1].filter(pa.array(earlier())))
+            where[ask[_find_strings(b_off, b_data, c_off, c_data, ask)]] = 2
+        return where, unit_pos, ridden, lambda pos: arrays[0].take(pa.array(first_row[pos])).to_pylist()
     period_openers = pc.unique(_strings(unit_openers))
-    earlier_openers = pc.unique(_strings(raw_openers[earlier]))
+    earlier_openers = pc.unique(_strings(raw_openers[earlier()]))
     opener = _strings(coverage_openers)
     n_period = len(period_openers)
     rows = np.flatnonzero(riding)
-    opener_pos = np.full(len(riding), -1, dtype=np.int64)
+    opener_pos = np.full(len(riding), -1, dtype=np.int64)      # position in the period's then the earlier ids
     opener_pos[rows] = np.asarray(pc.fill_null(pc.index_in(opener.take(pa.array(rows)), value_set=pa.concat_arrays(
         [period_openers, earlier_openers.cast(period_openers.type)])), -1), dtype=np.int64)
+    of_period = (opener_pos >= 0) & (opener_pos < n_period)
+    where = np.where(of_period, 1, np.where(opener_pos >= n_period, 2, 0)).astype(np.int8)
+    ridden = np.bincount(opener_pos[of_period], minlength=n_period)
     unit_pos = np.asarray(pc.index_in(_strings(unit_openers), value_set=period_openers), dtype=np.int64)
-    return opener_pos, unit_pos, n_period, lambda pos: period_openers.take(pa.array(pos)).to_pylist()
+    return where, unit_pos, ridden, lambda pos: period_openers.take(pa.array(pos)).to_pylist()
 
 
 def load_kernels() -> None:
@@ -182,12 +223,20 @@ def load_kernels() -> None:
     check of a run does not pay for it (``reconcile.engine.start_warm_up`` calls this)."""
     ids = pd.Series(["m1", "m2"], dtype="str")
     _codes_in(_arrow_strings(ids), ["m1"])
-    _opener_positions(ids, ids, np.array([False, True]), ids, np.array([True, True]), np.array([True, False]))
+    first_occurrence_codes(_arrow_strings(ids))
+    raw = pd.Series(["m1", "m2", "m0"], dtype="str")          # m0: the opener of a unit of an earlier month
+    _openers(ids, raw, lambda: np.array([False, True, True]), pd.Series(["m1", "m0"], dtype="str"),
+             np.array([True, True]), np.array([True, True]))
 
 
 # The kernels below read the strings of Arrow buffers (``offsets`` int64, ``data`` uint8) eight bytes
 # at a time. Byte positions are ``uint64``: with a signed index numba checks every read for a negative
 # (wrap-around) index, which keeps LLVM from merging the eight byte reads of a word into one load.
+# A string's *key* is its length and its first 16 bytes as two words (zeros past its end): two strings
+# are equal when their keys are and, for strings longer than 16 bytes, their bytes from 16 on.
+# The small helpers are inlined (``inline="always"``). Calling a helper that takes many arrays from a
+# loop over rows, even an inlined one, was measured to cost several times the work itself: the probing
+# of the hash tables is written out in the loops.
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -221,19 +270,28 @@ def _word(data, start, nbytes):
     return w
 
 
-@njit(cache=True, nogil=True)
-def _hash(offsets, data, i):
-    """64-bit hash of string ``i``: its length and its bytes eight at a time, then the murmur3
-    finaliser (so that both its low bits, the table slot, and its high bits are well mixed)."""
+@njit(cache=True, nogil=True, inline="always")
+def _key(offsets, data, i):
+    """String ``i``'s key: ``(length, first 8 bytes, next 8 bytes)``."""
     start = offsets[i]
     n = offsets[i + 1] - start
+    return n, _word(data, start, n), _word(data, start + 8, n - 8)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hash(offsets, data, i, n, w0, w1):
+    """64-bit hash of string ``i`` (key ``n, w0, w1``): its key, then its bytes from 16 on eight at a
+    time, then the murmur3 finaliser (so that both its low bits, the table slot, and its high bits, the
+    tag and the filter bit, are well mixed)."""
     h = np.uint64(n) * _GOLDEN
-    k = 0
-    while k + 8 < n:
-        h = (h ^ _word(data, start + k, 8)) * _GOLDEN
+    h = (h ^ w0) * _GOLDEN
+    h ^= h >> np.uint64(29)
+    h = (h ^ w1) * _GOLDEN
+    h ^= h >> np.uint64(29)
+    start = offsets[i]
+    for k in range(16, n, 8):
+        h = (h ^ _word(data, start + k, n - k)) * _GOLDEN
         h ^= h >> np.uint64(29)
-        k += 8
-    h ^= _word(data, start + k, n - k)
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
     h ^= h >> np.uint64(33)
@@ -242,31 +300,34 @@ def _hash(offsets, data, i):
     return h
 
 
-@njit(cache=True, nogil=True)
-def _same(offsets1, data1, i, offsets2, data2, j):
-    """String ``i`` of the first buffers equals string ``j`` of the second (length, then 8 bytes at a time)."""
+@njit(cache=True, nogil=True, inline="always")
+def _same_tail(offsets1, data1, i, offsets2, data2, j):
+    """The bytes from 16 on of string ``i`` (first buffers) and string ``j`` (second), of one length."""
     start1 = offsets1[i]
     start2 = offsets2[j]
     n = offsets1[i + 1] - start1
-    if offsets2[j + 1] - start2 != n:
-        return False
-    k = 0
-    while k < n:
+    for k in range(16, n, 8):
         if _word(data1, start1 + k, n - k) != _word(data2, start2 + k, n - k):
             return False
-        k += 8
     return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same(offsets1, data1, i, offsets2, data2, j):
+    """String ``i`` of the first buffers equals string ``j`` of the second."""
+    n1, a0, a1 = _key(offsets1, data1, i)
+    n2, b0, b1 = _key(offsets2, data2, j)
+    return n1 == n2 and a0 == b0 and a1 == b1 and _same_tail(offsets1, data1, i, offsets2, data2, j)
 
 
 @njit(cache=True, nogil=True)
 def _vocabulary_codes(offsets, data, vocab_offsets, vocab_data):
-    """Per string, the first equal vocabulary entry, -1 for none. When no entry is longer than 16 bytes
-    a string is compared as (length, two 64-bit words) with every entry, without a branch per entry
-    (the strings of a column alternate between a few values: branches would mispredict); otherwise
-    entry by entry."""
+    """Per string, the first equal vocabulary entry (int8), -1 for none. When no entry is longer than
+    16 bytes a string's key is compared with every entry's without a branch per entry (the strings of a
+    column alternate between a few values: branches would mispredict); otherwise entry by entry."""
     n = offsets.shape[0] - 1
     nv = vocab_offsets.shape[0] - 1
-    codes = np.full(n, -1, np.int64)
+    codes = np.full(n, -1, np.int8)
     longest = 0
     for v in range(nv):
         longest = max(longest, vocab_offsets[v + 1] - vocab_offsets[v])
@@ -274,67 +335,79 @@ def _vocabulary_codes(offsets, data, vocab_offsets, vocab_data):
         for i in range(n):
             for v in range(nv):
                 if _same(offsets, data, i, vocab_offsets, vocab_data, v):
-                    codes[i] = v
+                    codes[i] = np.int8(v)
                     break
         return codes
     lengths = np.empty(nv, np.int64)
     words = np.empty((nv, 2), np.uint64)
     for v in range(nv):
-        start = vocab_offsets[v]
-        lengths[v] = vocab_offsets[v + 1] - start
-        words[v, 0] = _word(vocab_data, start, lengths[v])
-        words[v, 1] = _word(vocab_data, start + 8, lengths[v] - 8)
+        lengths[v], words[v, 0], words[v, 1] = _key(vocab_offsets, vocab_data, v)
     for i in range(n):
-        start = offsets[i]
-        length = offsets[i + 1] - start
-        w0 = _word(data, start, length)
-        w1 = _word(data, start + 8, length - 8)
+        length, w0, w1 = _key(offsets, data, i)
         code = -1
         for v in range(nv - 1, -1, -1):
             same = (length == lengths[v]) & (w0 == words[v, 0]) & (w1 == words[v, 1])
             code = v if same else code
-        codes[i] = code
+        codes[i] = np.int8(code)
     return codes
 
 
-@njit(cache=True, nogil=True)
-def _table(n):
-    """An empty open-addressing table for ``n`` strings (at most half full) and its slot mask."""
-    size = 2
-    while size < 2 * n:
-        size <<= 1
-    return np.zeros(size, np.uint64), np.uint64(size - 1)
+# A *string set*: the distinct strings of one array (``t_off``/``t_data``), numbered in order of first
+# appearance, with per distinct string its key (``keys``, one row of three words) and first row
+# (``first_row``), and an open-addressing table (at most half full) whose slot is 0 (empty) or the
+# hash's high half (tag) << 32 | number + 1.
 
-
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tag(h):
     return (h >> np.uint64(32)) | np.uint64(1)
 
 
-@njit(cache=True, nogil=True)
-def _find(table, mask, h, offsets, data, i, t_off, t_data):
-    """The entry (a row of ``t_off``/``t_data``) holding string ``i`` (hash ``h``), -1 when absent.
-    A slot is 0 (empty) or the hash's high half (tag) << 32 | entry + 1."""
-    tag = _tag(h)
-    s = h & mask
-    while True:
-        word = table[s]
-        if word == 0:
-            return -1
-        if word >> np.uint64(32) == tag:
-            r = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
-            if _same(offsets, data, i, t_off, t_data, r):
-                return r
-        s = (s + np.uint64(1)) & mask
+@njit(cache=True, nogil=True, inline="always")
+def _key_is(keys, d, n, w0, w1):
+    """Distinct string ``d`` of a set has the key ``n, w0, w1``."""
+    return (keys[d, 0] == np.uint64(n)) & (keys[d, 1] == w0) & (keys[d, 2] == w1)
 
 
 @njit(cache=True, nogil=True)
-def _add(table, mask, h, entry):
-    """Put ``entry`` (known absent) into the table."""
-    s = h & mask
-    while table[s] != 0:
-        s = (s + np.uint64(1)) & mask
-    table[s] = (_tag(h) << np.uint64(32)) | np.uint64(entry + 1)
+def _string_set(offsets, data):
+    """The set of the strings of ``offsets``/``data`` and each string's number in it. Returns
+    ``(numbers, table, mask, keys, first_row, hashes)``, the last three per distinct string."""
+    n = offsets.shape[0] - 1
+    size = 2
+    while size < 2 * n:
+        size <<= 1
+    table = np.zeros(size, np.uint64)
+    mask = np.uint64(size - 1)
+    keys = np.empty((n, 3), np.uint64)
+    first_row = np.empty(n, np.int64)
+    hashes = np.empty(n, np.uint64)
+    numbers = np.empty(n, np.int64)
+    nd = 0
+    for i in range(n):
+        length, w0, w1 = _key(offsets, data, i)
+        h = _hash(offsets, data, i, length, w0, w1)
+        tag = _tag(h)
+        s = h & mask
+        d = -1
+        while table[s] != 0:
+            if table[s] >> np.uint64(32) == tag:
+                e = np.int64(table[s] & np.uint64(0xFFFFFFFF)) - 1
+                if _key_is(keys, e, length, w0, w1) and (
+                        length <= 16 or _same_tail(offsets, data, i, offsets, data, first_row[e])):
+                    d = e
+                    break
+            s = (s + np.uint64(1)) & mask
+        if d < 0:
+            table[s] = (tag << np.uint64(32)) | np.uint64(nd + 1)
+            keys[nd, 0] = np.uint64(length)
+            keys[nd, 1] = w0
+            keys[nd, 2] = w1
+            first_row[nd] = i
+            hashes[nd] = h
+            d = nd
+            nd += 1
+        numbers[i] = d
+    return numbers, table, mask, keys[:nd], first_row[:nd], hashes[:nd]
 
 
 @njit(cache=True, nogil=True)
@@ -355,24 +428,31 @@ def _filter(hashes):
 
 
 @njit(cache=True, nogil=True)
-def _lookup(table, mask, bits, shift, t_off, t_data, offsets, data, rows):
-    """For each string ``rows[k]`` (of ``offsets``/``data``), the entry of the table (a row of
-    ``t_off``/``t_data``, filtered by ``bits``, see :func:`_filter`) holding an equal string, -1 when none.
+def _lookup(table, mask, keys, first_row, set_hashes, t_off, t_data, offsets, data, rows):
+    """For each string ``rows[k]`` of ``offsets``/``data``, its number in the set (see above;
+    ``set_hashes``: the hashes of its distinct strings), -1 when absent.
 
     In passes over all rows, so that the memory reads of different rows overlap instead of each row
-    waiting for its own: the hashes; the filter, which drops most absent strings; the table probed on
-    the tags alone; every candidate confirmed byte for byte (an unconfirmed one, a tag collision, is
-    looked up again comparing the bytes of every candidate)."""
+    waiting for its own, and with few unpredictable branches: the hashes; the rows whose bit is set in
+    a filter of the set's hashes (:func:`_filter`; most absent strings are dropped here); the table
+    probed on the tags alone; every candidate confirmed on the key (and the bytes past 16); an
+    unconfirmed one (a tag collision) is looked up again with every candidate compared."""
     n = rows.shape[0]
     hashes = np.empty(n, np.uint64)
     for k in range(n):
-        hashes[k] = _hash(offsets, data, rows[k])
-    entry = np.full(n, -1, np.int64)
+        length, w0, w1 = _key(offsets, data, rows[k])
+        hashes[k] = _hash(offsets, data, rows[k], length, w0, w1)
+    bits, shift = _filter(set_hashes)
+    maybe = np.empty(n, np.int64)
+    n_maybe = 0
     for k in range(n):
+        b = hashes[k] >> shift
+        maybe[n_maybe] = k
+        n_maybe += np.int64((bits[b >> np.uint64(6)] >> (b & np.uint64(63))) & np.uint64(1))
+    found = np.full(n, -1, np.int64)
+    for j in range(n_maybe):
+        k = maybe[j]
         h = hashes[k]
-        b = h >> shift
-        if not (bits[b >> np.uint64(6)] >> (b & np.uint64(63))) & np.uint64(1):
-            continue
         tag = _tag(h)
         s = h & mask
         while True:
@@ -380,72 +460,66 @@ def _lookup(table, mask, bits, shift, t_off, t_data, offsets, data, rows):
             if word == 0:
                 break
             if word >> np.uint64(32) == tag:
-                entry[k] = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
+                found[k] = np.int64(word & np.uint64(0xFFFFFFFF)) - 1
                 break
             s = (s + np.uint64(1)) & mask
-    for k in range(n):
-        r = entry[k]
-        if r >= 0 and not _same(offsets, data, rows[k], t_off, t_data, r):
-            entry[k] = _find(table, mask, hashes[k], offsets, data, rows[k], t_off, t_data)
-    return entry
+    for j in range(n_maybe):
+        k = maybe[j]
+        d = found[k]
+        if d < 0:
+            continue
+        i = rows[k]
+        length, w0, w1 = _key(offsets, data, i)
+        if _key_is(keys, d, length, w0, w1) and (
+                length <= 16 or _same_tail(offsets, data, i, t_off, t_data, first_row[d])):
+            continue
+        found[k] = -1                          # a tag collision: every candidate compared
+        tag = _tag(hashes[k])
+        s = hashes[k] & mask
+        while table[s] != 0:
+            if table[s] >> np.uint64(32) == tag:
+                e = np.int64(table[s] & np.uint64(0xFFFFFFFF)) - 1
+                if _key_is(keys, e, length, w0, w1) and (
+                        length <= 16 or _same_tail(offsets, data, i, t_off, t_data, first_row[e])):
+                    found[k] = e
+                    break
+            s = (s + np.uint64(1)) & mask
+    return found
 
 
 @njit(cache=True, nogil=True)
-def _locate_openers(a_off, a_data, b_off, b_data, b_keep, c_off, c_data, c_keep, c_in_period):
-    """A: the units' opening ids, B: the raw units' (rows ``b_keep``), C: the coverage's openers (rows
-    ``c_keep``). Returns each A row's position among A's distinct ids (first appearance order), the
-    first A row of each distinct id, and per C row: that position when its id is in A, else the
-    number of distinct A ids when the row is ``c_in_period`` and its id is in B, else -1 (B is
-    looked at only for rows of the period: elsewhere only A matters).
-
-    Open-addressing tables of the distinct ids (A, then B when some row of the period is not in A);
-    the C rows are looked up in A all together (:func:`_lookup`), every match confirmed on the bytes."""
-    na = a_off.shape[0] - 1
-    nb = b_off.shape[0] - 1
-    nc = c_off.shape[0] - 1
-    table, mask = _table(na)
-    unit_pos = np.empty(na, np.int64)
-    first_row = np.empty(na, np.int64)
-    a_hashes = np.empty(na, np.uint64)
-    n_period = 0
-    for i in range(na):
-        h = _hash(a_off, a_data, i)
-        a_hashes[i] = h
-        r = _find(table, mask, h, a_off, a_data, i, a_off, a_data)
-        if r < 0:
-            _add(table, mask, h, i)
-            unit_pos[i] = n_period
-            first_row[n_period] = i
-            n_period += 1
-        else:
-            unit_pos[i] = unit_pos[r]
-    bits, shift = _filter(a_hashes)
-    rows = np.flatnonzero(c_keep)
-    entry = _lookup(table, mask, bits, shift, a_off, a_data, c_off, c_data, rows)
-    opener_pos = np.full(nc, -1, np.int64)
-    in_b = 0
+def _locate_openers(a_off, a_data, c_off, c_data, rows, c_in_period):
+    """A: the units' opening ids, C: the coverage's openers, of which the ``rows`` ride. Returns each A
+    row's number among A's distinct ids (first appearance order), the first A row of each distinct id,
+    per C row 1 when it is one of ``rows`` and its id is in A (else 0), per distinct A id the number of
+    ``rows`` holding it, and the ``rows`` of ``c_in_period`` whose id is not in A (:func:`_string_set`,
+    :func:`_lookup`: every match confirmed on the bytes)."""
+    unit_pos, table, mask, keys, first_row, hashes = _string_set(a_off, a_data)
+    found = _lookup(table, mask, keys, first_row, hashes, a_off, a_data, c_off, c_data, rows)
+    where = np.zeros(c_off.shape[0] - 1, np.int8)
+    ridden = np.zeros(first_row.shape[0], np.int64)
+    n_ask = 0
     for k in range(rows.shape[0]):
-        i = rows[k]
-        if entry[k] >= 0:
-            opener_pos[i] = unit_pos[entry[k]]
-        elif c_in_period[i]:
-            in_b += 1
-    if in_b:
-        kept = 0
-        for i in range(nb):
-            if b_keep[i]:
-                kept += 1
-        table, mask = _table(kept)
-        for i in range(nb):
-            if b_keep[i]:
-                h = _hash(b_off, b_data, i)
-                if _find(table, mask, h, b_off, b_data, i, b_off, b_data) < 0:
-                    _add(table, mask, h, i)
-        for i in rows:
-            if opener_pos[i] < 0 and c_in_period[i]:
-                if _find(table, mask, _hash(c_off, c_data, i), c_off, c_data, i, b_off, b_data) >= 0:
-                    opener_pos[i] = n_period
-    return unit_pos, first_row[:n_period], opener_pos
+        if found[k] >= 0:
+            where[rows[k]] = 1
+            ridden[found[k]] += 1
+        elif c_in_period[rows[k]]:
+            n_ask += 1
+    ask = np.empty(n_ask, np.int64)
+    n_ask = 0
+    for k in range(rows.shape[0]):
+        if found[k] < 0 and c_in_period[rows[k]]:
+            ask[n_ask] = rows[k]
+            n_ask += 1
+    return unit_pos, first_row, where, ridden, ask
+
+
+@njit(cache=True, nogil=True)
+def _find_strings(t_off, t_data, offsets, data, rows):
+    """For each string ``rows[k]`` of ``offsets``/``data``, whether it is one of the strings of
+    ``t_off``/``t_data``."""
+    _, table, mask, keys, first_row, hashes = _string_set(t_off, t_data)
+    return _lookup(table, mask, keys, first_row, hashes, t_off, t_data, offsets, data, rows) >= 0
 
 
 def totals_by_currency(frame: pd.DataFrame, amount: str) -> dict[str, float]:
