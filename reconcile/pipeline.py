@@ -250,7 +250,7 @@ def check_conservation(result, units, variance, config: RunConfig, quality: Qual
     from . import conservation as cons
 
     findings = quality.frame()
-    excluded_ids = set(findings.loc[findings["severity"] == "error", "message_id"])
+    excluded_ids = findings["message_id"][(findings["severity"] == "error").to_numpy()]   # no Python set
     ledger = cons.row_ledger(message_rows.rows_in, message_rows.rejected_by_readers, result.counts,
                              out_of_scope=message_rows.out_of_scope)
     buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period, excluded_ids)
