@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..contracts import WEBHOOK_EVIDENCE_COLUMNS
@@ -123,23 +124,17 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
     """Earliest instant (sent/delivered/read) per account: how much history the run was given."""
     if messages.empty:
         return pd.Series(dtype=object)
-    import numpy as np
     import pyarrow.compute as pc
 
-    from .prepare import NAT_NS, _instants_ns, arrow_strings, category_parts
+    from .prepare import _instants_ns, arrow_strings, category_parts
+    from .sorting import first_instants
 
-    big = np.iinfo(np.int64).max
-    first = np.full(len(messages), big, dtype=np.int64)
-    for c in ("sent_at", "delivered_at", "read_at"):
-        ns = _instants_ns(messages[c])
-        np.minimum(first, np.where(ns == NAT_NS, big, ns), out=first)
     parts = category_parts(messages["waba_id"])
-    if parts is None or (len(parts[0]) and parts[0].min() < 0):
+    if parts is None:
         enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
-        parts = np.asarray(enc.indices, dtype=np.int64), enc.dictionary
+        parts = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary
     codes, names = parts
-    per = np.full(len(names), big, dtype=np.int64)
-    np.minimum.at(per, codes.astype(np.intp), first)      # unbuffered min per account
-    present = np.bincount(codes, minlength=len(names)) > 0
-    out = pd.Series(np.where(per == big, NAT_NS, per).view("M8[ns]"), index=names.to_pylist())[present]
+    first = first_instants(codes, len(names), *(_instants_ns(messages[c]) for c in ("sent_at", "delivered_at", "read_at")))
+    present = np.bincount(codes[codes >= 0], minlength=len(names)) > 0
+    out = pd.Series(first.view("M8[ns]"), index=names.to_pylist())[present]
     return out.dt.tz_localize("UTC").sort_index()

@@ -18,7 +18,7 @@ _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fnv1a(offsets, data, i):
     """64-bit FNV-1a of the bytes of string ``i`` (``data[offsets[i]:offsets[i + 1]]``). The one string
     hash of the compiled kernels (here, :mod:`.sorting`, :mod:`reconcile.conservation`)."""
@@ -28,7 +28,7 @@ def fnv1a(offsets, data, i):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _repeated_hashes(offsets, data):
     """``True`` for each string (``data[offsets[i]:offsets[i + 1]]``) whose hash occurs more than once."""
     n = offsets.shape[0] - 1

@@ -640,18 +640,19 @@ def era_boundaries(zones: list[str]) -> np.ndarray:
     return out
 
 
-def prepare_events(deduped: pd.DataFrame, classes: MessageClasses) -> PreparedEvents:
+def prepare_events(deduped: pd.DataFrame, classes: MessageClasses, user_codes=None) -> PreparedEvents:
     """Select inbound + billable outbound events, compute keys, local dates, regimes, and sort them.
 
     Sort order (rule book section 0, "Ties"): key, instant, inbound before outbound, message_id.
     Keys are factorised with sorted uniques so that the order does not depend on input order.
+    ``user_codes``: ``sorted_codes(deduped["user_wa_id"])`` when the caller computed it already.
     """
     from . import sorting
 
     usable = (classes.inbound | classes.billable) & ~classes.excluded
     rows = np.flatnonzero(usable)
     phone_all, phone_names = sorted_codes(deduped["phone_number_id"])
-    user_all, user_names = sorted_codes(deduped["user_wa_id"])
+    user_all, user_names = user_codes if user_codes is not None else sorted_codes(deduped["user_wa_id"])
     n_users = max(len(user_names), 1)
     attrs = _row_attributes(deduped, classes)
     (rows, key, t, inbound, phone, user, account, entry, template, category) = _sorted_events(

@@ -6,6 +6,7 @@ as its fallback (columns that are not Arrow strings without nulls, sort keys wid
 loops run over rows inside compiled code. Strings are read from an Arrow ``string``/``large_string``
 array's buffers (offsets, bytes). Every array argument is passed read-only (:func:`_ro`, as Arrow's
 buffers are), so each kernel has one signature, loaded from numba's cache by :func:`warm_up`.
+Kernels release the GIL (``nogil``): the engine runs some of them beside other work in a second thread.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def _word_at(offsets, data, i, by_length, words):
     return w
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lookup_strings(offsets, data, koff, kdata):
     """Position of each string among the (distinct) keys, -1 if absent. FNV-1a hashes in a small
     open-addressing table; a hit is confirmed on the bytes."""
@@ -101,7 +102,7 @@ def lookup_strings(strings, keys) -> np.ndarray:
     return _lookup_strings(strings[0], strings[1], keys[0], keys[1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _classify_rows(dir_off, dir_data, st_off, st_data, delivered, read, sent, account, dir_len, dir_words,
                    st_len, st_words):
     n = account.shape[0]
@@ -143,7 +144,7 @@ def classify_rows(direction, status, delivered, read, sent, account):
 
 
 # =========================================================================== sorted codes
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _digit_codes(offsets, data):
     """``pd.factorize(value * 32 + length, sort=True)`` codes of digit strings and the first position
     of each distinct value; ``ok`` False (and nothing else meaningful) unless every string is 1..17
@@ -216,7 +217,7 @@ def digit_codes(strings):
     return (code, first) if ok else None
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _string_ids(offsets, data):
     """Id of each string in order of first occurrence, and the first position of each distinct string
     (FNV-1a hashes in an open-addressing table kept under half full; a hit is confirmed on the bytes)."""
@@ -280,7 +281,7 @@ def string_ids(strings):
     return _string_ids(strings[0], strings[1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _renumber(ids, rank):
     out = np.empty(ids.shape[0], np.int64)
     for i in range(ids.shape[0]):
@@ -294,7 +295,7 @@ def renumber(ids, rank):
 
 
 # =========================================================================== events
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_attributes(inbound, account, ep_off, mk_off, mk_data, tc_off, tc_data, kind_len, kind_words,
                     cat_len, cat_words, category_codes):
     n = inbound.shape[0]
@@ -323,7 +324,7 @@ def row_attributes(inbound, account, entry_point, message_kind, template_categor
                            cat_len, cat_words, codes)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _coded_row_attributes(inbound, account, ep_codes, mk_codes, tc_codes, entry_of, template_of, category_of):
     n = inbound.shape[0]
     out = np.empty(n, np.int64)
@@ -349,7 +350,7 @@ def coded_row_attributes(inbound, account, entry_point, message_kind, template_c
         table(template_category[1], lambda v: category_codes[v] + 1 if v in category_codes else 0, np.int64))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _event_stats(rows, phone, user, t_all):
     m = rows.shape[0]
     t0 = np.iinfo(np.int64).max
@@ -387,7 +388,7 @@ def event_stats(rows, phone, user, t_all) -> tuple[int, int, int, int, int]:
     return int(t0), int(t1), int(pmax), int(umax), int(unit)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shift, phone_shift, bits):
     m = rows.shape[0]
     a = np.empty(m, np.uint64)
@@ -438,7 +439,7 @@ def radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shif
                               np.int64(phone_shift), np.int64(bits))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tied_runs(values):
     m = values.shape[0]
     count = 0
@@ -467,7 +468,7 @@ def tied_runs(sorted_values):
     return _tied_runs(_ro(sorted_values, np.uint64))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users):
     m = rows.shape[0]
     key = np.empty(m, np.int64)
@@ -506,7 +507,7 @@ def decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_user
                           np.int64(unit), np.int64(user_shift), np.int64(phone_shift), np.int64(n_users))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _era_columns(day, zone_idx, regime_starts, era_starts, bounds):
     m = day.shape[0]
     regime = np.empty(m, np.int64)
@@ -535,6 +536,32 @@ def era_columns(day, zone_idx, regime_starts, era_starts, bounds):
                         _ro(era_starts, np.int64), _ro(bounds, np.int64))
 
 
+@njit(cache=True, nogil=True)
+def _first_instants(codes, n_groups, sent, delivered, read):
+    nat = np.iinfo(np.int64).min
+    big = np.iinfo(np.int64).max
+    first = np.full(n_groups, big, np.int64)
+    for i in range(codes.shape[0]):
+        t = big
+        for v in (sent[i], delivered[i], read[i]):
+            if v != nat and v < t:
+                t = v
+        g = codes[i]
+        if g >= 0 and t < first[g]:
+            first[g] = t
+    for g in range(n_groups):
+        if first[g] == big:
+            first[g] = nat
+    return first
+
+
+def first_instants(codes, n_groups: int, sent, delivered, read) -> np.ndarray:
+    """Per group (``codes`` 0..n_groups-1, -1 for none) the earliest of the instants ``sent``,
+    ``delivered``, ``read`` (int64 ns, NaT = int64 min, ignored) of its rows; NaT when it has none."""
+    return _first_instants(_ro(codes, np.int32), np.int64(n_groups), _ro(sent, np.int64), _ro(delivered, np.int64),
+                           _ro(read, np.int64))
+
+
 def warm_up() -> None:
     """Call every kernel once on tiny inputs of the argument types :mod:`.prepare` uses (loads them from
     numba's cache, or compiles them)."""
@@ -553,3 +580,4 @@ def warm_up() -> None:
     tied_runs(packed)
     decode_events(rows, packed, attrs, 0, 1, 1, 2, 1)
     era_columns(i, i, i, i, np.zeros((1, 2), np.int64))
+    first_instants(i, 1, i, i, i)

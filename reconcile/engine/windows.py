@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from .buffers import read_only as _ro
 from .prepare import (DAY_NS, NAT_NS, _provenance, _report, arrow_strings, classify_messages, local_days,
-                      prepare_events, str_series)
+                      prepare_events, sorted_codes, str_series)
 
 RAW_UNIT_COLUMNS = [
     "waba_id", "phone_number_id", "user_wa_id", "country", "market", "pricing_model", "category", "pricing_type",
@@ -39,7 +39,7 @@ COVERAGE_COLUMNS = ["message_id", "waba_id", "charged_at", "billing_month", "out
 _NEG = np.iinfo(np.int64).min
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def window_pass(key, t, inbound, entry_point, template, category, regime, next_boundary,
                 strategy_of, era_of, fep_ns_of, utility_free_of, csw_ns, reply_ns, conversation_ns):
     """One pass over the sorted events. Returns per-event arrays
@@ -319,8 +319,12 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     if owned:
         deduped = deduped.pop()
     deduped = deduped.reset_index(drop=True)
+    # the users' sorted codes (a compiled pass over every number) beside the classification
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-users")
+    user_codes = worker.submit(sorted_codes, deduped["user_wa_id"])
+    worker.shutdown(wait=False)
     classes = classify_messages(deduped, accounts, quality, dropped)
-    events = prepare_events(deduped, classes)
+    events = prepare_events(deduped, classes, user_codes.result())
     if owned:
         deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
         release_unused()

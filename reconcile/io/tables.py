@@ -18,6 +18,7 @@ Id-like columns are always read as strings (never numbers), so ``0044…`` or 20
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -994,6 +995,14 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
 
 
 # =========================================================================== accounts
+@functools.lru_cache(maxsize=1)
+def _iana_zones() -> frozenset:
+    """The IANA zone names of the installed database (listing them scans it: ~15 ms, once per process)."""
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones() | {"UTC"})
+
+
 def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
     """Read the accounts file(s): ``ACCOUNT_COLUMNS`` + ``source``, ``row``.
 
@@ -1002,8 +1011,6 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
     unknown currency or a duplicated ``waba_id`` raise :class:`InputError` naming row and column.
     A ``business_country`` that is not two letters → warning ``bad_business_country`` (left empty).
     """
-    from zoneinfo import available_timezones
-
     frames = []
     for p in _expand(path, TABLE_SUFFIXES):
         raw = _read_any_table(p, quality)
@@ -1033,7 +1040,7 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
                              column=column)
 
     first_bad(acc["waba_id"] == "", "waba_id", lambda r: "empty waba_id")
-    zones = available_timezones() | {"UTC"}
+    zones = _iana_zones()
     first_bad(~acc["timezone"].isin(zones), "timezone", lambda r: f"{r['timezone']!r} is not an IANA timezone")
     first_bad(~acc["currency"].isin(CURRENCIES), "currency",
               lambda r: f"{r['currency']!r} is not an ISO 4217 currency")
