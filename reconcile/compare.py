@@ -63,25 +63,26 @@ def usable_invoice_lines(invoice_lines: pd.DataFrame, accounts: pd.DataFrame, pe
     unknown = ~known
     out_of_period = known & ~in_period
     mismatch = known & in_period & ~same_currency
-    _report(quality, lines, unknown, "invoice_unknown_account", "waba_id",
-            "account " + waba[unknown] + " is not in this run's accounts; line left out of the variance")
-    _report(quality, lines, out_of_period, "invoice_out_of_period", "billing_month",
-            "billing month " + lines.loc[out_of_period, "billing_month"].astype(str)
-            + f" is outside the period {period}; line left out of the variance")
-    _report(quality, lines, mismatch, "invoice_currency_mismatch", "currency",
-            "invoice currency " + currency[mismatch] + " differs from account " + waba[mismatch]
-            + " currency " + expected_currency[mismatch] + "; line left out of the variance")
+    _report(quality, lines, unknown, "invoice_unknown_account", "waba_id", lambda: (
+        "account " + waba[unknown] + " is not in this run's accounts; line left out of the variance"))
+    _report(quality, lines, out_of_period, "invoice_out_of_period", "billing_month", lambda: (
+        "billing month " + lines.loc[out_of_period, "billing_month"].astype(str)
+        + f" is outside the period {period}; line left out of the variance"))
+    _report(quality, lines, mismatch, "invoice_currency_mismatch", "currency", lambda: (
+        "invoice currency " + currency[mismatch] + " differs from account " + waba[mismatch]
+        + " currency " + expected_currency[mismatch] + "; line left out of the variance"))
     return lines[known & in_period & same_currency]
 
 
 def _report(quality: QualityLog, lines: pd.DataFrame, mask: pd.Series, code: str, column: str,
-            detail: pd.Series) -> None:
+            detail) -> None:
+    """One ``error`` finding per line of ``mask``; ``detail()`` gives their texts (built only when needed)."""
     if not mask.any():
         return
     picked = lines[mask]
     source = picked["source"].astype(str) if "source" in picked else ""
     row = picked["row"] if "row" in picked else None
-    quality.add_many("error", code, source=source, row=row, column=column, detail=detail.to_numpy(dtype=object),
+    quality.add_many("error", code, source=source, row=row, column=column, detail=detail().to_numpy(dtype=object),
                      n=len(picked))
 
 
@@ -98,8 +99,9 @@ def compare(units: pd.DataFrame, invoice_lines: pd.DataFrame, accounts: pd.DataF
     Rows are sorted by the group columns.
 
     Units and usable lines are given one group id each from the same coding of the group columns
-    (:func:`_group_ids`); the sums per group are ``np.bincount`` over the units (in unit order) and a
-    pandas groupby sum over the lines, so no multi-column groupby or merge is needed.
+    (:func:`_group_ids`, ids in the groups' sort order); the sums per group are ``np.bincount`` over the
+    units (in unit order) and a pandas groupby sum over the lines, so no multi-column groupby, merge or
+    sort is needed.
     """
     lines = usable_invoice_lines(invoice_lines, accounts, period, quality)
     unit_group, line_group, groups = _group_ids(units, lines)
@@ -155,16 +157,18 @@ def compare(units: pd.DataFrame, invoice_lines: pd.DataFrame, accounts: pd.DataF
         "currency": currency.fillna("").astype(str).to_numpy(dtype=object),
         "status": status.astype(object),
     })
-    return variance.sort_values(VARIANCE_GROUP, kind="stable").reset_index(drop=True)[VARIANCE_COLUMNS]
+    return variance[VARIANCE_COLUMNS]
 
 
 def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """The group (VARIANCE_GROUP) of every unit and of every usable invoice line, one numbering for both,
-    and the groups' key values, in order of first appearance (the units' groups first).
+    and the groups' key values; groups are numbered in the order of their key values (the variance's
+    row order).
 
     Each group column is coded once for the units (:func:`dictionary_codes`: a Categorical's own codes or
     a compiled pass over the strings); the lines' few values (missing: "") are looked up among those
-    distinct values, new ones appended. The per-column codes are combined into one integer key."""
+    distinct values, new ones appended. Each code is replaced by the rank of its value (string order)
+    and the per-column ranks are combined into one integer key, whose order is that of the values."""
     n_units = len(units)
     key = np.zeros(n_units + len(lines), dtype="int64")
     dictionaries = []
@@ -179,13 +183,17 @@ def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np
         line_codes = np.empty(0, dtype="int64")
         if len(lines):
             line_values = lines[column].fillna("").astype(str).to_numpy(dtype=object)
-            new = pd.unique(line_values[uniques.get_indexer(line_values) < 0])
-            uniques = uniques.append(pd.Index(new, dtype=object))
             line_codes = uniques.get_indexer(line_values)
-        key[:n_units] = key[:n_units] * len(uniques) + unit_codes
-        key[n_units:] = key[n_units:] * len(uniques) + line_codes
-        dictionaries.append(uniques)
-    group_of_row, group_keys = pd.factorize(key, sort=False)
+            if (line_codes < 0).any():
+                uniques = uniques.append(pd.Index(pd.unique(line_values[line_codes < 0]), dtype=object))
+                line_codes = uniques.get_indexer(line_values)
+        order = np.argsort(uniques.to_numpy(dtype=object), kind="stable")
+        rank = np.empty(len(order), dtype="int64")
+        rank[order] = np.arange(len(order))
+        key[:n_units] = key[:n_units] * len(uniques) + rank[unit_codes]
+        key[n_units:] = key[n_units:] * len(uniques) + rank[line_codes]
+        dictionaries.append(uniques[order])
+    group_of_row, group_keys = pd.factorize(key, sort=True)
     group_keys = np.asarray(group_keys, dtype="int64")
     values = {}
     for column, uniques in zip(reversed(VARIANCE_GROUP), reversed(dictionaries)):
