@@ -86,9 +86,25 @@ def _concat(parts: Iterable[pd.DataFrame], order: list[str]) -> pd.DataFrame:
     non_empty = [p for p in parts if len(p)]
     if not non_empty:
         return parts[0].iloc[0:0].reset_index(drop=True) if parts else pd.DataFrame()
-    merged = pd.concat(non_empty, ignore_index=True)
+    merged = pd.concat(_same_categories(non_empty), ignore_index=True)
     keys = [c for c in order if c in merged.columns]
     return merged.sort_values(keys, kind="stable").reset_index(drop=True) if keys else merged
+
+
+def _same_categories(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The parts with each column that is Categorical in every part recoded to one category list (the
+    union, in order of first appearance), so that concatenating keeps it Categorical (codes, not
+    strings) instead of falling back to objects."""
+    columns = [c for c in parts[0].columns
+               if all(c in p.columns and isinstance(p[c].dtype, pd.CategoricalDtype) for p in parts)]
+    unions = {}
+    for c in columns:
+        names = list(dict.fromkeys(v for p in parts for v in p[c].cat.categories))
+        if any(list(p[c].cat.categories) != names for p in parts):
+            unions[c] = pd.CategoricalDtype(pd.Index(names, dtype=parts[0][c].cat.categories.dtype))
+    if not unions:
+        return parts
+    return [p.astype(unions) for p in parts]
 
 
 def merge_raw_units(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:

@@ -613,8 +613,59 @@ def _report(quality: QualityLog, frame: pd.DataFrame, mask: np.ndarray, severity
                      column=column, message_id=frame["message_id"].iloc[pos].to_numpy(dtype=object), detail=detail)
 
 
+#: width of the UTC-offset table's buckets: offset changes of the time zone database fall on quarter
+#: hours (UTC) in practice; :func:`_offset_table` checks every bucket and gives up otherwise
+_OFFSET_BUCKET_NS = 15 * 60 * 1_000_000_000
+#: an offset table of more buckets than this per zone (a span of ~30 years) is not built
+_OFFSET_TABLE_MAX = 1 << 20
+
+
 def local_days(t_ns: np.ndarray, zone_idx: np.ndarray, zones: list[str]) -> np.ndarray:
-    """Local date (days since 1970-01-01) of each instant in its zone (loop over zones only)."""
+    """Local date (days since 1970-01-01) of each instant in its zone.
+
+    The UTC offset of every zone is tabulated per quarter hour over the instants' span (checked to be
+    constant within each quarter hour, else the zone is converted directly): one compiled pass then
+    adds the offset and floors to days. Few instants over a long span are converted directly."""
+    from . import sorting
+
+    n = len(t_ns)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if all(name in ("UTC", "Etc/UTC") for name in zones):
+        return np.floor_divide(t_ns, DAY_NS)
+    lo, hi = int(t_ns.min()), int(t_ns.max())
+    buckets = (hi - lo) // _OFFSET_BUCKET_NS + 2
+    if lo == NAT_NS or buckets > _OFFSET_TABLE_MAX or n < 4 * buckets * len(zones):
+        return _local_days_direct(t_ns, zone_idx, zones)
+    base = lo - lo % _OFFSET_BUCKET_NS
+    table = _offset_table(zones, base, buckets)
+    if table is None:
+        return _local_days_direct(t_ns, zone_idx, zones)
+    return sorting.local_days_by_table(t_ns, zone_idx, table, base, _OFFSET_BUCKET_NS, DAY_NS)
+
+
+def _offset_table(zones: list[str], base: int, buckets: int) -> np.ndarray | None:
+    """``[zone, bucket]`` → UTC offset (ns) of the quarter hour starting at ``base + bucket * 15 min``;
+    ``None`` when an offset changes inside a quarter hour."""
+    starts = base + np.arange(buckets, dtype=np.int64) * _OFFSET_BUCKET_NS
+    table = np.zeros((len(zones), buckets), dtype=np.int64)
+    for z, name in enumerate(zones):
+        if name in ("UTC", "Etc/UTC"):
+            continue
+        first, last = _utc_offsets(starts, name), _utc_offsets(starts + (_OFFSET_BUCKET_NS - 1), name)
+        if not np.array_equal(first, last):
+            return None
+        table[z] = first
+    return table
+
+
+def _utc_offsets(ns: np.ndarray, zone: str) -> np.ndarray:
+    """UTC offset (ns) of zone ``zone`` at each instant."""
+    return pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC").tz_convert(zone).tz_localize(None).asi8 - ns
+
+
+def _local_days_direct(t_ns: np.ndarray, zone_idx: np.ndarray, zones: list[str]) -> np.ndarray:
+    """:func:`local_days` by converting every instant (loop over zones only)."""
     out = np.zeros(len(t_ns), dtype=np.int64)
     for z, name in enumerate(zones):
         sel = np.flatnonzero(zone_idx == z) if len(zones) > 1 else slice(None)

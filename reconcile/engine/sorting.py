@@ -562,6 +562,22 @@ def first_instants(codes, n_groups: int, sent, delivered, read) -> np.ndarray:
                            _ro(read, np.int64))
 
 
+@njit(cache=True, nogil=True)
+def _local_days_by_table(t, zone_idx, table, base, bucket, day):
+    out = np.empty(t.shape[0], np.int64)
+    for i in range(t.shape[0]):
+        v = t[i]
+        out[i] = (v + table[zone_idx[i], (v - base) // bucket]) // day      # floor division
+    return out
+
+
+def local_days_by_table(t_ns, zone_idx, table, base: int, bucket: int, day: int) -> np.ndarray:
+    """``floor((t + table[zone, (t - base) // bucket]) / day)`` per instant: local days from a table of
+    UTC offsets per zone and bucket (every instant at or after ``base``, inside the table)."""
+    return _local_days_by_table(_ro(t_ns, np.int64), _ro(zone_idx, np.int64), _ro(table, np.int64), np.int64(base),
+                                np.int64(bucket), np.int64(day))
+
+
 def warm_up() -> None:
     """Call every kernel once on tiny inputs of the argument types :mod:`.prepare` uses (loads them from
     numba's cache, or compiles them)."""
@@ -581,3 +597,4 @@ def warm_up() -> None:
     decode_events(rows, packed, attrs, 0, 1, 1, 2, 1)
     era_columns(i, i, i, i, np.zeros((1, 2), np.int64))
     first_instants(i, 1, i, i, i)
+    local_days_by_table(i, i, np.zeros((1, 1), np.int64), 0, 1, 1)

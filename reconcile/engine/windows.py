@@ -310,10 +310,12 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     ``deduped`` may be handed over as a one-element list (emptied): the other columns are then
     freed once the events are prepared (peak memory of a whole run).
 
-    Every string column is built by one Arrow gather from a vocabulary (codes → names): small
-    vocabularies for accounts, categories, eras, months, zones, countries and markets; the message
-    ids are gathered once for the units, and the coverage's opener ids from those. The coverage's
-    ``waba_id``, ``billing_month`` and ``outcome`` are Categoricals (codes over those vocabularies).
+    Columns with a small vocabulary are Categoricals (codes over the distinct names, no per-row
+    strings): in the raw units ``waba_id``, ``country``, ``market``, ``pricing_model``, ``category``,
+    ``pricing_type``, ``era``, ``billing_month``, ``timezone``; in the coverage ``waba_id``,
+    ``billing_month``, ``outcome``. The other string columns (phone ids, user numbers, message ids)
+    are ``str``, built by one Arrow gather each: the message ids once for the units, the coverage's
+    opener ids from those.
     """
     owned = isinstance(deduped, list)     # handed over as ``[frame]``: free the columns no longer needed
     if owned:
@@ -365,23 +367,23 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     month_codes, month_names = _month_codes(uday)
     uexp = expires[upos]
     raw_columns = {
-        "waba_id": _gather(_vocab(classes.account_ids), uacc),
+        "waba_id": _categorical(_vocab(classes.account_ids), uacc),
         "phone_number_id": _gather(_vocab(events.phone_names), events.phone[upos]),
         "user_wa_id": _gather(_vocab(events.user_names), uuser),
         "country": country,
         "market": market,
-        "pricing_model": _gather(_vocab(sw.pricing_model), uregime),
-        "category": _gather(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
-        "pricing_type": _gather(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
+        "pricing_model": _categorical(_vocab(sw.pricing_model), uregime),
+        "category": _categorical(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
+        "pricing_type": _categorical(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
         "opened_at": _utc(events.t[upos]),
         "expires_at": _utc(np.where(uexp == _NEG, NAT_NS, uexp)),
         "opening_message_id": str_series(opening_ids),
         "message_count": message_count,
-        "era": _gather(_vocab(sw.era_name), uregime),
+        "era": _categorical(_vocab(sw.era_name), uregime),
         "regime_index": uregime.astype(np.int64),
         "local_date": (uday * DAY_NS).view("M8[ns]"),
-        "billing_month": _gather(_vocab(month_names), month_codes),
-        "timezone": _gather(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
+        "billing_month": _categorical(_vocab(month_names), month_codes),
+        "timezone": _categorical(_vocab(classes.zones), classes.zone_of_account[uacc] if len(uacc) else uacc),
         "csw_open": csw_flag[upos],
     }
     raw_units = pd.DataFrame(raw_columns, copy=False)
@@ -453,7 +455,7 @@ def _markets(uuser, urows, user_names, deduped, market_map, quality):
     out = []
     for per_number in (country_d, market_d):        # few distinct countries/markets: codes, then one gather
         codes, names = pd.factorize(per_number)
-        out.append(_gather(_vocab(list(names)), codes[inv]))
+        out.append(_categorical(_vocab(list(names)), codes[inv]))
     return out[0], out[1]
 
 
@@ -495,5 +497,10 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
 
 
 def _categorical(vocab: pa.Array, codes: np.ndarray) -> pd.Categorical:
-    """``vocab[codes]`` as a Categorical over the (distinct) vocabulary: no per-row strings."""
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(pd.array(vocab, dtype="str"))))
+    """``vocab[codes]`` as a Categorical over the distinct names of the vocabulary (which may repeat a
+    name, e.g. one per regime): no per-row strings."""
+    names = pd.Index(pd.array(vocab, dtype="str"))
+    if names.is_unique:
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(names))
+    name_codes, distinct = pd.factorize(names)
+    return pd.Categorical.from_codes(name_codes[codes], dtype=pd.CategoricalDtype(pd.Index(distinct, dtype="str")))
