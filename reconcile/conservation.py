@@ -130,7 +130,8 @@ def _before(column: pd.Series, bound: str) -> np.ndarray:
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
                     excluded_ids) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2).
-    ``excluded_ids``: the message ids named by error findings (a set, or an array-like of them).
+    ``excluded_ids``: the message ids named by error findings (a set or an array-like of them), or a
+    function returning them, called once they are needed (the caller may still be building them).
 
     The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame); the
     opening message ids are matched by :func:`_openers`."""
@@ -163,6 +164,8 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
         raise ConservationError(f"{int(lost.sum())} billable messages of the period are in no bucket "
                                 f"(e.g. {sample})")
     excluded_pos = np.flatnonzero(excluded)
+    if callable(excluded_ids):
+        excluded_ids = excluded_ids()
     named = pa.array(sorted(excluded_ids), type=pa.string()) if isinstance(excluded_ids, (set, frozenset)) \
         else _strings(excluded_ids)
     unnamed_pos = excluded_pos[~_is_in(message_ids.iloc[excluded_pos], named)]
