@@ -246,20 +246,32 @@ def finish_run(config: RunConfig, inputs: Inputs, result, quality: QualityLog, m
 
 def check_conservation(result, units, variance, config: RunConfig, quality: QualityLog,
                        message_rows: MessageRows) -> dict:
-    """Conservation checks of reconcile.conservation; raises ConservationError (nothing is published)."""
+    """Conservation checks of reconcile.conservation; raises ConservationError (nothing is published).
+
+    The findings table (``quality.frame()``, kept by the log for the run record and publishing) is sorted
+    in a second thread while the message buckets are counted (their compiled passes release the GIL);
+    the buckets ask for the error findings' message ids only at their end."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from . import conservation as cons
 
-    findings = quality.frame()
-    excluded_ids = findings["message_id"][(findings["severity"] == "error").to_numpy()]   # no Python set
     ledger = cons.row_ledger(message_rows.rows_in, message_rows.rejected_by_readers, result.counts,
                              out_of_scope=message_rows.out_of_scope)
-    buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period, excluded_ids)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-findings") as pool:
+        findings = pool.submit(quality.frame)
+        buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period,
+                                       lambda: _error_message_ids(findings.result()))
     expected = cons.totals_by_currency(units, "amount")
     if not config.dispute_id:
         cons.assert_totals_agree("variance expected vs units", expected,
                                  cons.totals_by_currency(variance, "expected_amount"))
     return {"rows": ledger, "billable_messages_of_period": buckets,
             "unit_totals": {cur: round(v, 6) for cur, v in expected.items()}, "checks": "passed"}
+
+
+def _error_message_ids(findings: pd.DataFrame) -> pd.Series:
+    """The message ids of the ``error`` findings (as the frame's column: no Python set)."""
+    return findings["message_id"][(findings["severity"] == "error").to_numpy()]
 
 
 def _dispute_variance(variance: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
