@@ -292,8 +292,9 @@ def _hash(offsets, data, i, n, w0, w1):
     h = (h ^ w1) * _GOLDEN
     h ^= h >> np.uint64(29)
     start = offsets[i]
-    for k in range(16, n, 8):
-        h = (h ^ _word(data, start + k, n - k)) * _GOLDEN
+    for k in range(16, n, 8):                  # (a for loop: measured faster here than a while loop)
+        word = _load8(data, start + k) if k + 8 <= n else _word(data, start + k, n - k)
+        h = (h ^ word) * _GOLDEN
         h ^= h >> np.uint64(29)
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
@@ -309,10 +310,13 @@ def _same_tail(offsets1, data1, i, offsets2, data2, j):
     start1 = offsets1[i]
     start2 = offsets2[j]
     n = offsets1[i + 1] - start1
-    for k in range(16, n, 8):
-        if _word(data1, start1 + k, n - k) != _word(data2, start2 + k, n - k):
-            return False
-    return True
+    diff = np.uint64(0)
+    for k in range(16, n, 8):                  # whole words: one unmasked load each
+        if k + 8 <= n:
+            diff |= _load8(data1, start1 + k) ^ _load8(data2, start2 + k)
+        else:
+            diff |= _word(data1, start1 + k, n - k) ^ _word(data2, start2 + k, n - k)
+    return diff == 0
 
 
 @njit(cache=True, nogil=True, inline="always")
