@@ -167,8 +167,8 @@ def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np
 
     Each group column is coded once for the units (:func:`dictionary_codes`: a Categorical's own codes or
     a compiled pass over the strings); the lines' few values (missing: "") are looked up among those
-    distinct values, new ones appended. Each code is replaced by the rank of its value (string order)
-    and the per-column ranks are combined into one integer key, whose order is that of the values."""
+    distinct values, new ones appended. The per-column codes are combined into one integer key; the
+    groups it gives are then sorted by their values (few groups: per column, the rank of each value)."""
     n_units = len(units)
     key = np.zeros(n_units + len(lines), dtype="int64")
     dictionaries = []
@@ -187,21 +187,26 @@ def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np
             if (line_codes < 0).any():
                 uniques = uniques.append(pd.Index(pd.unique(line_values[line_codes < 0]), dtype=object))
                 line_codes = uniques.get_indexer(line_values)
-        order = np.argsort(uniques.to_numpy(dtype=object), kind="stable")
-        rank = np.empty(len(order), dtype="int64")
-        rank[order] = np.arange(len(order))
-        key[:n_units] = key[:n_units] * len(uniques) + rank[unit_codes]
-        key[n_units:] = key[n_units:] * len(uniques) + rank[line_codes]
-        dictionaries.append(uniques[order])
-    group_of_row, group_keys = pd.factorize(key, sort=True)
+        for part, codes in ((key[:n_units], unit_codes), (key[n_units:], line_codes)):   # views: in place
+            part *= len(uniques)
+            part += codes
+        dictionaries.append(uniques)
+    group_of_row, group_keys = pd.factorize(key, sort=False)
     group_keys = np.asarray(group_keys, dtype="int64")
-    values = {}
+    values, ranks = {}, []
     for column, uniques in zip(reversed(VARIANCE_GROUP), reversed(dictionaries)):
         group_keys, codes = np.divmod(group_keys, len(uniques))
-        values[column] = uniques.to_numpy(dtype=object)[codes]
-    group_of_row = group_of_row.astype("int64")
+        names = uniques.to_numpy(dtype=object)
+        rank = np.empty(len(names), dtype="int64")
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        values[column] = names[codes]
+        ranks.append(rank[codes])
+    order = np.lexsort(ranks)                     # the last rank (the first column) is the primary key
+    number = np.empty(len(order), dtype="int64")
+    number[order] = np.arange(len(order))
+    group_of_row = number[group_of_row]
     return (group_of_row[:n_units], group_of_row[n_units:],
-            pd.DataFrame({c: values[c] for c in VARIANCE_GROUP}, index=pd.RangeIndex(len(group_keys))))
+            pd.DataFrame({c: values[c][order] for c in VARIANCE_GROUP}, index=pd.RangeIndex(len(order))))
 
 
 def dictionary_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
