@@ -14,6 +14,8 @@ A broken check raises :class:`ConservationError`; the pipeline then publishes no
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -131,7 +133,7 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
                     excluded_ids) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2).
     ``excluded_ids``: the message ids named by error findings (a set or an array-like of them), or a
-    function returning them, called once they are needed (the caller may still be building them).
+    function returning them, run in a second thread while the opening ids are matched.
 
     The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame); the
     opening message ids are matched by :func:`_openers`."""
@@ -142,9 +144,17 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
     def earlier() -> np.ndarray:            # the raw units of a month before the period
         return _before(raw_units["billing_month"], period.first)
 
-    where, unit_pos, ridden, period_ids = _openers(
-        units["opening_message_id"], raw_units["opening_message_id"], earlier,
-        coverage["unit_opening_message_id"], rides_any, in_period)
+    def match_openers():
+        return _openers(units["opening_message_id"], raw_units["opening_message_id"], earlier,
+                        coverage["unit_opening_message_id"], rides_any, in_period)
+
+    if callable(excluded_ids):          # built in a second thread while the compiled matching runs without the GIL
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-excluded-ids") as pool:
+            named_ids = pool.submit(excluded_ids)
+            where, unit_pos, ridden, period_ids = match_openers()
+        excluded_ids = named_ids.result()
+    else:
+        where, unit_pos, ridden, period_ids = match_openers()
     rides = rides_any & in_period
     in_unit_of_period = rides & (where == 1)
     in_earlier_window = rides & (where == 2)
@@ -164,8 +174,6 @@ def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.D
         raise ConservationError(f"{int(lost.sum())} billable messages of the period are in no bucket "
                                 f"(e.g. {sample})")
     excluded_pos = np.flatnonzero(excluded)
-    if callable(excluded_ids):
-        excluded_ids = excluded_ids()
     named = pa.array(sorted(excluded_ids), type=pa.string()) if isinstance(excluded_ids, (set, frozenset)) \
         else _strings(excluded_ids)
     unnamed_pos = excluded_pos[~_is_in(message_ids.iloc[excluded_pos], named)]
@@ -222,8 +230,8 @@ def _openers(unit_openers: pd.Series, raw_openers: pd.Series, earlier, coverage_
 
 
 def load_kernels() -> None:
-    """Load the compiled kernels from numba's cache (tiny inputs of the real types), so that the first
-    check of a run does not pay for it (``reconcile.engine.start_warm_up`` calls this)."""
+    """Compile (first time after an install) or load from numba's cache the checks' kernels on tiny inputs
+    of the real types (``reconcile.engine.load_kernels`` calls this; ``make install`` runs it)."""
     ids = pd.Series(["m1", "m2"], dtype="str")
     _codes_in(_arrow_strings(ids), ["m1"])
     first_occurrence_codes(_arrow_strings(ids))
