@@ -249,18 +249,14 @@ def check_conservation(result, units, variance, config: RunConfig, quality: Qual
     """Conservation checks of reconcile.conservation; raises ConservationError (nothing is published).
 
     The findings table (``quality.frame()``, kept by the log for the run record and publishing) is sorted
-    in a second thread while the message buckets are counted (their compiled passes release the GIL);
-    the buckets ask for the error findings' message ids only at their end."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    by the message buckets in a second thread while they match the opening ids (compiled, without the
+    GIL)."""
     from . import conservation as cons
 
     ledger = cons.row_ledger(message_rows.rows_in, message_rows.rejected_by_readers, result.counts,
                              out_of_scope=message_rows.out_of_scope)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-findings") as pool:
-        findings = pool.submit(quality.frame)
-        buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period,
-                                       lambda: _error_message_ids(findings.result()))
+    buckets = cons.message_buckets(result.coverage, result.units, result.raw_units, config.period,
+                                   lambda: _error_message_ids(quality.frame()))
     expected = cons.totals_by_currency(units, "amount")
     if not config.dispute_id:
         cons.assert_totals_agree("variance expected vs units", expected,
