@@ -18,7 +18,7 @@ from ..memory import release_unused
 from ..quality import QualityLog
 from .prepare import dedupe_messages, merge_duplicates
 
-__all__ = ["EngineResult", "compute_units", "dedupe_messages", "load_kernels", "start_warm_up", "window_units"]
+__all__ = ["EngineResult", "compute_units", "dedupe_messages", "load_kernels", "merge_duplicates", "window_units"]
 
 
 @dataclass
@@ -32,7 +32,7 @@ class EngineResult:
 
 def __getattr__(name: str):
     # ``window_units`` imports numba (~0.4 s): loaded on first use, so that importing the package
-    # (``start_warm_up``, the readers' callers) stays cheap
+    # (the readers' callers) stays cheap
     if name == "window_units":
         from .windows import window_units
         return window_units
@@ -74,27 +74,6 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     counts.update(final_counts or {})
     counts.setdefault("units", int(len(units)))
     return EngineResult(units=units, raw_units=raw_units, coverage=coverage, counts=counts)
-
-
-def start_warm_up():
-    """Load the compiled kernels (windows, id hashing, classify/sort, conservation checks) in a background thread; returns the thread (``join`` it).
-
-    Importing numba and loading the kernel from numba's cache costs ~0.8 s of mostly fixed time per
-    process. ``reconcile run`` starts this before reading the inputs so that the cost overlaps with
-    reading (Arrow's Parquet reader and the validations release the GIL) instead of adding to it.
-    A failure here is not reported: the engine stage then loads the kernel itself and raises."""
-    import threading
-
-    thread = threading.Thread(target=_warm_up, name="reconcile-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-def _warm_up() -> None:
-    try:
-        load_kernels()
-    except Exception:  # noqa: BLE001 - the engine stage loads the kernels again and reports any error
-        pass
 
 
 def load_kernels() -> None:
