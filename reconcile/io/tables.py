@@ -164,7 +164,7 @@ def _read_csv_table(data: bytes, path: str, quality: QualityLog | None = None, d
     header = next(csv.reader(io.StringIO(data[:1 << 16].decode("utf-8", "ignore"), newline="")), [])
     try:
         table = pcsv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(data),                      # zero-copy over the bytes (no Python file calls)
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(column_types={c: (pa.dictionary(pa.int32(), pa.string())
                                                                   if _normal_name(c) in dictionary else pa.string())
@@ -240,13 +240,13 @@ def _read_parquet_table(data: bytes, path: str, dictionary=()):
     read_dictionary = None
     if dictionary:
         try:
-            schema = pq.read_schema(io.BytesIO(data))
+            schema = pq.read_schema(pa.BufferReader(data))
             read_dictionary = [f.name for f in schema if _normal_name(f.name) in dictionary
                                and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] or None
         except (pa.ArrowInvalid, pa.ArrowException, OSError):
             read_dictionary = None        # read_table below raises the error that names the problem
     try:
-        return pq.read_table(io.BytesIO(data), read_dictionary=read_dictionary)
+        return pq.read_table(pa.BufferReader(data), read_dictionary=read_dictionary)   # zero-copy over the bytes
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from exc
 
