@@ -107,7 +107,10 @@ def first_occurrence_codes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray] |
     buffers = string_buffers(strings)
     if buffers is None:
         return None
-    codes, _, _, _, first, _ = _string_set(buffers[0], buffers[1])
+    n = len(strings)
+    codes, _, _, _, first, _ = _string_set(buffers[0], buffers[1], min(n, 1024))   # mostly few values:
+    if len(codes) < n:                                                            # small tables
+        codes, _, _, _, first, _ = _string_set(buffers[0], buffers[1], n)
     return codes, first
 
 
@@ -384,18 +387,19 @@ def _key_is(keys, d, n, w0, w1):
 
 
 @njit(cache=True, nogil=True)
-def _string_set(offsets, data):
-    """The set of the strings of ``offsets``/``data`` and each string's number in it. Returns
-    ``(numbers, table, mask, keys, first_row, hashes)``, the last three per distinct string."""
+def _string_set(offsets, data, capacity):
+    """The set of the strings of ``offsets``/``data`` and each string's number in it, for at most
+    ``capacity`` distinct strings (what is allocated). Returns ``(numbers, table, mask, keys, first_row,
+    hashes)``, the last three per distinct string; with more distinct strings, empty ``numbers``."""
     n = offsets.shape[0] - 1
     size = 2
-    while size < 2 * n:
+    while size < 2 * capacity:
         size <<= 1
     table = np.zeros(size, np.uint64)
     mask = np.uint64(size - 1)
-    keys = np.empty((n, 3), np.uint64)
-    first_row = np.empty(n, np.int64)
-    hashes = np.empty(n, np.uint64)
+    keys = np.empty((capacity, 3), np.uint64)
+    first_row = np.empty(capacity, np.int64)
+    hashes = np.empty(capacity, np.uint64)
     numbers = np.empty(n, np.int64)
     nd = 0
     for i in range(n):
@@ -413,6 +417,8 @@ def _string_set(offsets, data):
                     break
             s = (s + np.uint64(1)) & mask
         if d < 0:
+            if nd == capacity:
+                return numbers[:0], table, mask, keys[:0], first_row[:0], hashes[:0]
             table[s] = (tag << np.uint64(32)) | np.uint64(nd + 1)
             keys[nd, 0] = np.uint64(length)
             keys[nd, 1] = w0
@@ -509,7 +515,7 @@ def _locate_openers(a_off, a_data, c_off, c_data, rows, c_in_period):
     per C row 1 when it is one of ``rows`` and its id is in A (else 0), per distinct A id the number of
     ``rows`` holding it, and the ``rows`` of ``c_in_period`` whose id is not in A (:func:`_string_set`,
     :func:`_lookup`: every match confirmed on the bytes)."""
-    unit_pos, table, mask, keys, first_row, hashes = _string_set(a_off, a_data)
+    unit_pos, table, mask, keys, first_row, hashes = _string_set(a_off, a_data, a_off.shape[0] - 1)
     found = _lookup(table, mask, keys, first_row, hashes, a_off, a_data, c_off, c_data, rows)
     where = np.zeros(c_off.shape[0] - 1, np.int8)
     ridden = np.zeros(first_row.shape[0], np.int64)
@@ -533,7 +539,7 @@ def _locate_openers(a_off, a_data, c_off, c_data, rows, c_in_period):
 def _find_strings(t_off, t_data, offsets, data, rows):
     """For each string ``rows[k]`` of ``offsets``/``data``, whether it is one of the strings of
     ``t_off``/``t_data``."""
-    _, table, mask, keys, first_row, hashes = _string_set(t_off, t_data)
+    _, table, mask, keys, first_row, hashes = _string_set(t_off, t_data, t_off.shape[0] - 1)
     return _lookup(table, mask, keys, first_row, hashes, t_off, t_data, offsets, data, rows) >= 0
 
 

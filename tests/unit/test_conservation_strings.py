@@ -46,7 +46,7 @@ def test_lookup_finds_exactly_the_equal_strings(seed):
     c = pa.array(pool[100:] + [s + "!" for s in pool[:20]], type=pa.large_string())
     (a_off, a_data), (c_off, c_data) = string_buffers(a), string_buffers(c)
     rows = np.flatnonzero(rng.random(len(c)) < 0.8)
-    numbers, table, mask, keys, first_row, hashes = cons._string_set(a_off, a_data)
+    numbers, table, mask, keys, first_row, hashes = cons._string_set(a_off, a_data, len(a))
     found = cons._lookup(table, mask, keys, first_row, hashes, a_off, a_data, c_off, c_data, rows)
     distinct = a.take(pa.array(first_row)).to_pylist()
     expected = [distinct.index(s) if s in distinct else -1 for s in c.take(pa.array(rows)).to_pylist()]
@@ -57,7 +57,7 @@ def test_lookup_finds_exactly_the_equal_strings(seed):
 def test_a_tag_collision_is_resolved_on_the_bytes():
     a = pa.array(["alpha", "beta", "gamma" * 5, "delta"], type=pa.large_string())
     (a_off, a_data) = string_buffers(a)
-    _, table, mask, keys, first_row, hashes = cons._string_set(a_off, a_data)
+    _, table, mask, keys, first_row, hashes = cons._string_set(a_off, a_data, len(a))
     c = pa.array(["delta", "gamma" * 5, "omega"], type=pa.large_string())
     c_off, c_data = string_buffers(c)
     for row in range(len(c)):                 # every slot carries the tag of the string looked up
@@ -104,3 +104,9 @@ def test_buckets_do_not_depend_on_column_types_or_how_the_excluded_ids_come(monk
         "free_not_a_unit": 2, "excluded_by_data_quality_rule": 1, "messages_in_units_of_period": 6}
     with pytest.raises(cons.ConservationError, match="without a data-quality finding"):
         cons.message_buckets(coverage, units, raw, Period.parse("2025-07"), set())
+
+
+def test_first_occurrence_codes_of_many_distinct_strings():
+    values = [f"id{i % 3000}" for i in range(7000)]              # more than the first, small table holds
+    codes, first = cons.first_occurrence_codes(pa.array(values))
+    assert codes.tolist() == [i % 3000 for i in range(7000)] and first.tolist() == list(range(3000))
