@@ -18,6 +18,7 @@ cost a fraction of a second.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -172,9 +173,12 @@ def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np
     n_units = len(units)
     key = np.zeros(n_units + len(lines), dtype="int64")
     dictionaries = []
+    if n_units:                   # two threads: the compiled coding of a str column runs without the GIL
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile-group-codes") as pool:
+            coded = dict(zip(VARIANCE_GROUP, pool.map(dictionary_codes, [units[c] for c in VARIANCE_GROUP])))
     for column in VARIANCE_GROUP:
         if n_units:
-            unit_codes, uniques = dictionary_codes(units[column])
+            unit_codes, uniques = coded[column]
             if not uniques.is_unique:             # a "" category and a missing value: one code for ""
                 labels, distinct = pd.factorize(uniques)
                 unit_codes, uniques = labels[unit_codes], pd.Index(distinct, dtype=object)
