@@ -332,6 +332,10 @@ def parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray
     as UTC. Returns (``datetime64[ns, UTC]`` values with NaT for empty/bad, ``bad`` mask of
     non-empty values that could not be parsed, ``naive`` mask of values read as UTC without an
     offset).
+
+    Texts: the common shapes (ISO with ``Z``/``±hh:mm`` or none, epoch integers) are parsed by one
+    compiled pass over the Arrow buffers (:mod:`reconcile.io.instants`); every other value goes to the
+    pandas route (:func:`_parse_instant_texts`), whose answer is the contract on every edge.
     """
     n = len(values)
     index = values.index
@@ -353,7 +357,48 @@ def parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray
         out = pd.to_datetime(pd.Series(ns, index=index), unit="ns", utc=True, errors="coerce")
         return out.astype("datetime64[ns, UTC]"), bad, np.zeros(n, dtype=bool)
 
-    text = values.astype("str").fillna("").str.strip()
+    from . import instants
+
+    text = values.astype("str").fillna("")
+    ns, status, fine = _scan_texts(text)
+    naive = status == instants.NAIVE
+    bad = np.zeros(n, dtype=bool)
+    other = np.flatnonzero(status == instants.OTHER)
+    if len(other):                  # the shapes the compiled scan leaves to pandas (and every junk value)
+        rest = text.iloc[other].reset_index(drop=True)
+        if fine:                    # read in the unit pandas would choose for the whole column (scan_column)
+            rest = pd.concat([rest, pd.Series([_NS_PRECISION_ISO], dtype="str")], ignore_index=True)
+        rest_ns, rest_bad, rest_naive = _parse_instant_texts(rest)
+        k = len(other)
+        ns[other], bad[other], naive[other] = rest_ns[:k], rest_bad[:k], rest_naive[:k]
+    out = pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"), index=index)
+    return out, bad, naive
+
+
+#: an instant with nanosecond digits: makes ``pd.to_datetime(format="ISO8601")`` read a column in nanoseconds
+_NS_PRECISION_ISO = "1970-01-01T00:00:00.000000001Z"
+
+
+def _scan_texts(text: pd.Series) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`reconcile.io.instants.scan_column` over a ``str`` Series without nulls (its Arrow array, or
+    one built from its values): per row the instant in nanoseconds (NaT unless parsed) and the status, and
+    whether a parsed value has nanosecond digits."""
+    import pyarrow as pa
+
+    from .instants import scan_column
+
+    arr = getattr(text.array, "_pa_array", None)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pa.array(text.to_numpy(dtype=object), pa.large_string())
+    return scan_column(arr)
+
+
+def _parse_instant_texts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pandas route of :func:`parse_instants` for texts (``str`` without nulls): the contract for every
+    value the compiled scan does not parse (regex for epoch integers, ``pd.to_datetime(format="ISO8601")``).
+    Returns (UTC nanoseconds as int64, NaT for empty/bad; ``bad`` mask; ``naive`` mask)."""
+    n = len(values)
+    text = values.str.strip()
     empty = (text == "").to_numpy()
     numeric = text.str.fullmatch(r"-?\d{1,13}").fillna(False).to_numpy(dtype=bool)
     result = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
@@ -373,8 +418,7 @@ def parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray
         bad[iso] = np.isnat(parsed_ns)
         naive[iso] = ~sub.str.contains(_NAIVE_ISO.pattern, regex=True).fillna(False).to_numpy(dtype=bool) \
             & ~np.isnat(parsed_ns)
-    out = pd.Series(pd.DatetimeIndex(result).tz_localize("UTC"), index=index)
-    return out, bad, naive
+    return result.view(np.int64), bad, naive
 
 
 def _report(quality: QualityLog, severity: str, code: str, frame: pd.DataFrame, mask: np.ndarray, column: str,
