@@ -21,7 +21,7 @@ _FNV_PRIME = np.uint64(1099511628211)
 @njit(cache=True, nogil=True)
 def fnv1a(offsets, data, i):
     """64-bit FNV-1a of the bytes of string ``i`` (``data[offsets[i]:offsets[i + 1]]``). The one string
-    hash of the compiled kernels (here, :mod:`.sorting`, :mod:`reconcile.conservation`)."""
+    hash of the compiled kernels here and in :mod:`.sorting`."""
     h = _FNV_OFFSET
     for j in range(offsets[i], offsets[i + 1]):
         h = (h ^ np.uint64(data[j])) * _FNV_PRIME
