@@ -41,6 +41,13 @@ def _read_only(x: np.ndarray, dtype=None) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _at(data, p):
+    """``data[p]`` as int64, read through an unsigned index: a signed one makes numba check every read for
+    a negative (wrap-around) index (measured: the scan 20% slower)."""
+    return np.int64(data[np.uint64(p)])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _digit(c):
     return 48 <= c <= 57
 
@@ -48,8 +55,8 @@ def _digit(c):
 @njit(cache=True, nogil=True, inline="always")
 def _two(data, p):
     """The number written by the two bytes at ``p`` (-1 unless both are ASCII digits)."""
-    a = np.int64(data[p]) - 48
-    b = np.int64(data[p + 1]) - 48
+    a = _at(data, p) - 48
+    b = _at(data, p + 1) - 48
     if a < 0 or a > 9 or b < 0 or b > 9:
         return -1
     return a * 10 + b
@@ -85,7 +92,7 @@ def scan_instants(offsets, data, out, status):
             status[i] = EMPTY
             continue
         status[i] = OTHER
-        c0 = data[s]
+        c0 = _at(data, s)
         if length <= 14 and (c0 == 45 or _digit(c0)):       # -?\d{1,13}: epoch seconds / milliseconds
             p = s + 1 if c0 == 45 else s
             nd = e - p
@@ -94,11 +101,11 @@ def scan_instants(offsets, data, out, status):
             v = np.int64(0)
             ok = True
             for q in range(p, e):
-                c = data[q]
+                c = _at(data, q)
                 if not _digit(c):
                     ok = False
                     break
-                v = v * 10 + (np.int64(c) - 48)
+                v = v * 10 + (c - 48)
             if not ok:
                 continue
             if nd == 13:
@@ -115,9 +122,10 @@ def scan_instants(offsets, data, out, status):
         # YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}][Z|±hh:mm]
         if length < 19:
             continue
-        if data[s + 4] != 45 or data[s + 7] != 45 or data[s + 13] != 58 or data[s + 16] != 58:
+        if _at(data, s + 4) != 45 or _at(data, s + 7) != 45 or _at(data, s + 13) != 58 \
+                or _at(data, s + 16) != 58:
             continue
-        sep = data[s + 10]
+        sep = _at(data, s + 10)
         if sep != 84 and sep != 32:                          # 'T' or ' '
             continue
         y1 = _two(data, s)
@@ -144,11 +152,11 @@ def scan_instants(offsets, data, out, status):
             continue
         p = s + 19
         frac = np.int64(0)
-        if p < e and data[p] == 46:                          # '.'
+        if p < e and _at(data, p) == 46:                     # '.'
             p += 1
             q = 0
-            while p < e and q < 10 and _digit(data[p]):
-                frac = frac * 10 + (np.int64(data[p]) - 48)
+            while p < e and q < 10 and _digit(_at(data, p)):
+                frac = frac * 10 + (_at(data, p) - 48)
                 p += 1
                 q += 1
             if q == 0 or q > 9:
@@ -160,10 +168,10 @@ def scan_instants(offsets, data, out, status):
         shift = np.int64(0)
         st = NAIVE
         if p < e:
-            c = data[p]
+            c = _at(data, p)
             if c == 90 and p + 1 == e:                       # 'Z'
                 st = AWARE
-            elif (c == 43 or c == 45) and p + 6 == e and data[p + 3] == 58:    # ±hh:mm
+            elif (c == 43 or c == 45) and p + 6 == e and _at(data, p + 3) == 58:    # ±hh:mm
                 oh = _two(data, p + 1)
                 om = _two(data, p + 4)
                 if oh < 0 or oh > 23 or om < 0 or om > 59:
