@@ -78,12 +78,14 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
 
 def load_kernels() -> None:
     """Compile (first time after an install) or load from numba's cache every compiled kernel of a run:
-    the window pass, id hashing, classify/sort and the conservation checks. ``make install`` and the
-    Airflow image call this once so that no run pays the ~20 s first compilation."""
+    the window pass, id hashing, classify/sort, the conservation checks and the timestamp scan of text
+    inputs. ``make install`` and the Airflow image call this once so that no run pays the ~20 s first
+    compilation."""
     import numpy as np
     import pyarrow as pa
 
     from ..conservation import load_kernels as load_conservation_kernels
+    from ..io.instants import load_kernels as load_instant_kernels
     from . import strategies as S
     from .hashing import repeated_candidates
     from .sorting import warm_up as load_prepare_kernels
@@ -92,6 +94,7 @@ def load_kernels() -> None:
     repeated_candidates(pa.array(["a", "a"], type=pa.string()))
     load_prepare_kernels()
     load_conservation_kernels()
+    load_instant_kernels()
     i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
     sw = S.regime_switches()
     window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,

@@ -53,7 +53,6 @@ REQUIRED_INVOICE_COLUMNS = ("waba_id", "billing_month", "market", "pricing_model
 MESSAGE_OUTPUT_COLUMNS = MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS + ["source", "row"]
 INVOICE_OUTPUT_COLUMNS = INVOICE_COLUMNS + ["display_phone_number", "market_reported", "source", "row"]
 
-_NAIVE_ISO = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 @dataclass
@@ -158,7 +157,7 @@ def _read_csv_table(data: bytes, path: str, quality: QualityLog | None = None, d
     data = _decompress(data, path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if not data.strip():
+    if not data or data.isspace():          # (not data.strip(): a copy of the whole file)
         raise InputError("empty file (no header)", source=path)
     _text(data[:4096].rsplit(b"\n", 1)[0] if len(data) > 4096 else data, path)
     header = next(csv.reader(io.StringIO(data[:1 << 16].decode("utf-8", "ignore"), newline="")), [])
@@ -401,24 +400,48 @@ def _parse_instant_texts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.
     text = values.str.strip()
     empty = (text == "").to_numpy()
     numeric = text.str.fullmatch(r"-?\d{1,13}").fillna(False).to_numpy(dtype=bool)
-    result = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
+    result = np.full(n, _NAT_NS, dtype=np.int64)
     bad = np.zeros(n, dtype=bool)
     naive = np.zeros(n, dtype=bool)
     if numeric.any():
         digits = text[numeric]
         ints = digits.astype("int64").to_numpy()
         is_ms = digits.str.lstrip("-").str.len().to_numpy() == 13
-        result[numeric] = np.where(is_ms, ints * 1_000_000, ints * 1_000_000_000).view("datetime64[ns]")
-    iso = ~empty & ~numeric
+        factor = np.where(is_ms, 1_000_000, 1_000_000_000)
+        over = np.abs(ints) > np.iinfo(np.int64).max // factor          # beyond what nanoseconds hold
+        result[numeric] = np.where(over, _NAT_NS, ints * factor)
+        bad[numeric] = over
+    # ISO 8601 starts with a four-digit year (pandas would also read "now", "today" as the clock)
+    iso = ~empty & ~numeric & text.str.match(r"\d{4}").fillna(False).to_numpy(dtype=bool)
+    bad |= ~empty & ~numeric & ~iso
     if iso.any():
         sub = text[iso]
-        parsed = pd.to_datetime(sub, format="ISO8601", utc=True, errors="coerce")
-        parsed_ns = parsed.astype("datetime64[ns, UTC]").dt.tz_localize(None).to_numpy()
+        parsed_ns, out_of_range = _iso_nanoseconds(pd.to_datetime(sub, format="ISO8601", utc=True, errors="coerce"))
         result[iso] = parsed_ns
-        bad[iso] = np.isnat(parsed_ns)
-        naive[iso] = ~sub.str.contains(_NAIVE_ISO.pattern, regex=True).fillna(False).to_numpy(dtype=bool) \
-            & ~np.isnat(parsed_ns)
-    return result.view(np.int64), bad, naive
+        bad[iso] = parsed_ns == _NAT_NS
+        naive[iso] = ~sub.str.contains(_ISO_OFFSET.pattern, regex=True).fillna(False).to_numpy(dtype=bool) \
+            & (parsed_ns != _NAT_NS)
+    return result, bad, naive
+
+
+_NAT_NS = np.iinfo(np.int64).min
+#: an ISO value states its offset after a time of day (``T08:39:01Z``, ``08:39+05:30``): a date alone
+#: (``2025-07-09``) has none, whatever its last digits look like
+_ISO_OFFSET = re.compile(r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+def _iso_nanoseconds(parsed: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Parsed UTC instants (any unit pandas chose) as int64 nanoseconds, NaT (int64 min) for unparsed
+    values and for values beyond the nanosecond range (years before 1677 or after 2262, which
+    pandas holds in microseconds): those are flagged, not converted with an overflow error."""
+    values = parsed.dt.tz_localize(None).to_numpy()
+    unit = np.datetime_data(values.dtype)[0]
+    factor = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
+    raw = values.view(np.int64)
+    missing = np.isnat(values)
+    limit = np.iinfo(np.int64).max // factor
+    over = ~missing & ((raw > limit) | (raw < -limit))
+    return np.where(missing | over, _NAT_NS, raw * np.where(over, 0, factor)), over
 
 
 def _report(quality: QualityLog, severity: str, code: str, frame: pd.DataFrame, mask: np.ndarray, column: str,

@@ -1,9 +1,7 @@
 """parse_instants (compiled scan of the common shapes + pandas route for the rest) equals the
-pandas-only function it replaced (kept below as ``reference_parse_instants``) on every value: instants,
-``bad`` and ``naive`` masks, dtype and index."""
+pandas route alone (``reference_parse_instants`` below) on every value: instants, ``bad`` and ``naive``
+masks, dtype and index; and the contract's edges, derived by hand."""
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
@@ -13,13 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconcile.io import instants
-from reconcile.io.tables import parse_instants
-
-_NAIVE_ISO = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+from reconcile.io.tables import _parse_instant_texts, parse_instants
 
 
 def reference_parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """parse_instants as it was before the compiled scan (commit fd0675c): the contract on every edge."""
+    """parse_instants as it was before the compiled scan (commit fd0675c), texts read by the pandas route
+    alone (``_parse_instant_texts``, the contract on every edge) instead of the compiled scan first."""
     n = len(values)
     index = values.index
     if values.dtype.kind == "M":
@@ -40,26 +37,8 @@ def reference_parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, 
         out = pd.to_datetime(pd.Series(ns, index=index), unit="ns", utc=True, errors="coerce")
         return out.astype("datetime64[ns, UTC]"), bad, np.zeros(n, dtype=bool)
 
-    text = values.astype("str").fillna("").str.strip()
-    empty = (text == "").to_numpy()
-    numeric = text.str.fullmatch(r"-?\d{1,13}").fillna(False).to_numpy(dtype=bool)
-    result = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
-    bad = np.zeros(n, dtype=bool)
-    naive = np.zeros(n, dtype=bool)
-    if numeric.any():
-        digits = text[numeric]
-        ints = digits.astype("int64").to_numpy()
-        is_ms = digits.str.lstrip("-").str.len().to_numpy() == 13
-        result[numeric] = np.where(is_ms, ints * 1_000_000, ints * 1_000_000_000).view("datetime64[ns]")
-    iso = ~empty & ~numeric
-    if iso.any():
-        sub = text[iso]
-        parsed = pd.to_datetime(sub, format="ISO8601", utc=True, errors="coerce")
-        parsed_ns = parsed.astype("datetime64[ns, UTC]").dt.tz_localize(None).to_numpy()
-        result[iso] = parsed_ns
-        bad[iso] = np.isnat(parsed_ns)
-        naive[iso] = ~sub.str.contains(_NAIVE_ISO.pattern, regex=True).fillna(False).to_numpy(dtype=bool) \
-            & ~np.isnat(parsed_ns)
+    ns, bad, naive = _parse_instant_texts(values.astype("str").fillna("").reset_index(drop=True))
+    result = ns.view("datetime64[ns]")
     out = pd.Series(pd.DatetimeIndex(result).tz_localize("UTC"), index=index)
     return out, bad, naive
 
@@ -132,13 +111,22 @@ def test_hand_written_edges_equal_the_pandas_route():
     assert_same(pd.Series(EDGES, dtype=object, index=np.arange(len(EDGES)) * 7 + 3))
 
 
-def test_now_and_today_are_left_to_pandas():
-    # pandas reads "now" / "today" as the current time: left to the pandas route like any other text
-    values = _str(["now", " today ", "2025-07-09T08:39:01Z"])
+def test_contract_edges_by_hand():
+    # contracts.md "Timestamps": ISO 8601 (a four-digit year first), epoch seconds / 13-digit milliseconds
+    values = _str(["now", " today ", "2025-07-09", "2025-07-09T08:39:01Z", "1000-07-09T08:40:14Z", "9223372037",
+                   "9223372036", "-9223372036855", "2025-07-09T08:39+05:30", "2025-07"])
     got, bad, naive = parse_instants(values)
-    want, want_bad, want_naive = reference_parse_instants(values)
-    assert bad.tolist() == want_bad.tolist() and naive.tolist() == want_naive.tolist()
-    assert (got - want).abs().max() < pd.Timedelta(minutes=1) and got.notna().all()
+    # "now"/"today" are no timestamps (pandas alone would read the clock): bad_timestamp
+    # a date alone has no offset: read as UTC midnight, with the without-offset warning
+    # the year 1000 and epoch values past 2262-04-11 do not fit nanoseconds: bad_timestamp, not a crash
+    # (9223372037 s would wrap around to 1677 if multiplied blindly)
+    assert bad.tolist() == [True, True, False, False, True, True, False, True, False, False]
+    assert naive.tolist() == [False, False, True, False, False, False, False, False, False, True]
+    assert got.iloc[2] == pd.Timestamp("2025-07-09T00:00:00Z")
+    assert got.iloc[6] == pd.Timestamp("2262-04-11T23:47:16Z")
+    assert got.iloc[8] == pd.Timestamp("2025-07-09T03:09:00Z")
+    assert got.iloc[9] == pd.Timestamp("2025-07-01T00:00:00Z")
+    assert got[bad].isna().all()
 
 
 def test_common_shapes_take_the_compiled_scan():
@@ -160,12 +148,14 @@ def test_common_shapes_take_the_compiled_scan():
                                    "2025-07-09T08:39:01.1234567Z",
                                    "2025-07-09T08:39:01.000000000+05:30", "2025-07-09 08:39:01.123456789",
                                    "2025-02-30T00:00:00.123456789Z", " 2025-07-09T08:39:01.123456789Z", "junk", ""])
-def test_out_of_nanosecond_range_values_depend_on_the_column_unit(far, other):
-    # pandas reads the column in microseconds unless a parsed value has 7-9 fraction digits: in
-    # microseconds a year-1000 value parses and the conversion to nanoseconds raises (the run fails);
-    # in nanoseconds it is NaT (bad_timestamp). The compiled scan keeps this.
-    assert_same(_str([far, other, "2025-07-09T08:39:01Z", "1751607126"]))
-    assert_same(_str([other, "2025-07-09T08:39:01Z", far]))
+def test_out_of_nanosecond_range_values_are_bad_whatever_the_column_unit(far, other):
+    # pandas reads the column in microseconds unless a parsed value has 7-9 fraction digits; either way a
+    # value outside 1677-2262 is a bad timestamp (never an overflow error that fails the run)
+    for values in (_str([far, other, "2025-07-09T08:39:01Z", "1751607126"]), _str([other, "2025-07-09T08:39:01Z", far])):
+        assert_same(values)
+        got, bad, _ = parse_instants(values)
+        at = values.tolist().index(far)
+        assert bad[at] and got.iloc[at] is pd.NaT
 
 
 def test_every_date_of_the_accepted_years_and_every_offset():

@@ -326,3 +326,24 @@ def test_typed_timestamp_out_of_nanosecond_range_is_a_bad_timestamp_not_a_crash(
         ["error", "bad_timestamp", 2, "sent_at", "m2"]]
     assert f["detail"].tolist() == [f"timestamp {2 ** 62} us since 1970-01-01 is outside the years 1677-2262: "
                                     "row left out"]
+
+
+def test_csv_timestamps_now_far_years_and_huge_epochs_are_bad_timestamps_not_a_crash(tmp_path):
+    # "now" is not a timestamp; year 1000 and epoch 9223372037 do not fit the nanosecond range: each row is
+    # left out with a bad_timestamp error quoting the value, the others are read (no overflow error)
+    path = tmp_path / "m.csv"
+    path.write_text("message_id,waba_id,phone_number_id,user_wa_id,direction,sent_at,status\n"
+                    "m1,W1,1,447700900001,outbound,2025-07-01T10:00:00Z,sent\n"
+                    "m2,W1,1,447700900001,outbound,now,sent\n"
+                    "m3,W1,1,447700900001,outbound,1000-07-09T08:40:14Z,sent\n"
+                    "m4,W1,1,447700900001,outbound,9223372037,sent\n"
+                    "m5,W1,1,447700900001,outbound,2025-07-02,sent\n")
+    quality = QualityLog()
+    out, _ = tables.read_messages([str(path)], quality)
+    assert out["message_id"].tolist() == ["m1", "m5"]
+    findings = quality.frame()
+    bad = findings[findings["code"] == "bad_timestamp"]
+    assert bad["message_id"].tolist() == ["m2", "m3", "m4"] and (bad["severity"] == "error").all()
+    assert "'now'" in bad["detail"].iloc[0] and "'1000-07-09T08:40:14Z'" in bad["detail"].iloc[1]
+    naive = findings[findings["code"] == "timestamp_without_offset"]
+    assert naive["message_id"].tolist() == ["m5"]           # a date alone has no offset
