@@ -111,7 +111,10 @@ def merge_duplicates(messages: pd.DataFrame, quality: QualityLog, *, in_place: b
             merged[col] = earliest        # int64 ns (NAT_NS for none)
         else:
             first = _first_non_empty(values, starts, local, m)
-            merged[col] = values.iloc[first].to_numpy()
+            if pd.api.types.is_datetime64_any_dtype(values.dtype):
+                merged[col] = _instants_ns(values)[first]          # int64 ns (no Timestamp objects)
+            else:
+                merged[col] = values.iloc[first].to_numpy()
             if col in CONFLICT_FIELDS:
                 fcodes, _ = pd.factorize(values)
                 fcodes = fcodes.astype(np.int64)
