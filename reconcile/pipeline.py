@@ -85,16 +85,18 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------- stages
-def load_reference(config: RunConfig, quality: QualityLog) -> Inputs:
+def load_reference(config: RunConfig, quality: QualityLog, all_accounts: pd.DataFrame | None = None) -> Inputs:
     """Read everything but the message logs: accounts (only those of ``--waba`` when given),
     market map, rate cards and invoice lines. Invoice lines of accounts outside ``--waba`` are
-    out of scope: left out and counted, not reported as errors."""
+    out of scope: left out and counted, not reported as errors. ``all_accounts``: the accounts file
+    when the caller has read it already."""
     from .io import locations, tables
     from .rules.markets import load_market_map
 
     if config.s3_endpoint_url:
         locations.set_default_endpoint(config.s3_endpoint_url)
-    all_accounts = tables.read_accounts(config.accounts, quality)
+    if all_accounts is None:
+        all_accounts = tables.read_accounts(config.accounts, quality)
     accounts = select_accounts(all_accounts, config)
     market_map = load_market_map(config.market_map)
     rates, rate_infos = tables.read_rate_cards(config.rate_cards, quality)
@@ -124,10 +126,26 @@ def select_accounts(accounts: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
 
 
 def load_inputs(config: RunConfig, quality: QualityLog) -> Inputs:
-    """Read and validate every input (the `read` stage)."""
-    inputs = load_reference(config, quality)
-    inputs.messages, message_infos, inputs.message_rows = read_message_logs(config, quality, inputs.all_accounts,
-                                                                            inputs.accounts)
+    """Read and validate every input (the `read` stage). The accounts come first (the message readers
+    check against them, and an unknown ``--waba`` fails before anything else is read); the rate cards,
+    invoices and market map are then read in a second thread while the message logs are read. When
+    both fail, the reference files' error is the one raised (as when they were read first)."""
+    from .io import locations, tables
+
+    if config.s3_endpoint_url:
+        locations.set_default_endpoint(config.s3_endpoint_url)
+    all_accounts = tables.read_accounts(config.accounts, quality)
+    accounts = select_accounts(all_accounts, config)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-reference") as pool:
+        reference = pool.submit(load_reference, config, quality, all_accounts)
+        try:
+            messages, message_infos, message_rows = read_message_logs(config, quality, all_accounts, accounts)
+        except BaseException:
+            if reference.exception() is not None:         # waits for the thread
+                raise reference.exception() from None
+            raise
+    inputs = reference.result()
+    inputs.messages, inputs.message_rows = messages, message_rows
     inputs.infos = [*inputs.infos, *message_infos]
     return inputs
 

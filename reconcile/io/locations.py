@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable
 
@@ -50,7 +51,11 @@ def s3_client(endpoint_url: str | None = None):
     kwargs = {"config": config}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-    return boto3.client("s3", **kwargs)
+    with _CLIENT_LOCK:          # boto3's default session is not thread-safe: readers run in two threads
+        return boto3.client("s3", **kwargs)
+
+
+_CLIENT_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- uris
