@@ -48,3 +48,59 @@ def test_duplicated_ids_with_and_without_the_hash_prepass_agree(values):
     same_h = codes_h[:, None] == codes_h[None, :]
     same_d = codes_d[:, None] == codes_d[None, :]
     assert (same_h == same_d).all()
+
+
+_LENGTHS = (0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 60, 61)
+
+
+def _id(length: int, variant: int) -> str:
+    """An id of ``length`` bytes: ``a``s (a 2-byte ``é`` first for variant 5) with, for variants 1 to
+    4, a ``b`` at byte 0, 7, 16 or the last byte: ids of one length differ in one byte, in the first or
+    second word, past byte 16 or at the end."""
+    if variant == 5:
+        return ("\u00e9" + "a" * length)[:max(length - 1, 0)]
+    chars = ["a"] * length
+    if variant and length:
+        chars[min((0, 7, 16, length - 1)[variant - 1], length - 1)] = "b"
+    return "".join(chars)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_LENGTHS), st.integers(0, 5)), max_size=80),
+       st.integers(0, 5), st.booleans())
+def test_candidates_are_exactly_the_repeated_ids_of_many_lengths_sliced_and_large(specs, cut, large):
+    values = [_id(n, v) for n, v in specs]
+    padded = ["pad"] * cut + values + ["pad-end"] * cut
+    arr = pa.array(padded, type=pa.large_string() if large else pa.string()).slice(cut, len(values))
+    exact = _exact_repeats(values)
+    got = repeated_candidates(arr)
+    assert got.dtype == bool and got.shape == (len(values),)
+    assert not (exact & ~got).any()                         # a superset of the repeated ids ...
+    assert (got == exact).all()                             # ... equal to them (no 64-bit collision here)
+
+
+def test_ids_equal_up_to_a_byte_past_the_first_words_or_the_buffer_end_are_distinct():
+    base = "wamid.HBgLMTIzNDU2Nzg5MBUCABIYFjNFQjBDMkY3RjQ2QTAwMjRGNzE4QUEA"[:60]   # a real id's shape
+    assert len(base) == 60
+    values = [base, base[:-1] + "B", base[:20] + "x" + base[21:], base[:59], base + "A", base, "",
+              base[:8], base[:9], base[:16], base[:17], base[:7], base[:8], base[:16] + "\x00"]
+    for typ in (pa.string(), pa.large_string()):
+        arr = pa.array(values, type=typ)
+        assert repeated_candidates(arr).tolist() == _exact_repeats(values).tolist()
+        # the last id ends the data buffer: its bytes are read without running past the buffer
+        tail = pa.array(values[:-1] + [base[:13]], type=typ).slice(len(values) - 2)
+        assert repeated_candidates(tail).tolist() == [False, False]
+
+
+def test_200k_ids_short_and_long_with_a_few_repeats():
+    rng = np.random.default_rng(7)
+    n = 200_000
+    values = np.char.add("wamid.G", rng.permutation(n).astype(str)).astype(object)
+    dup_at = rng.choice(n, 500, replace=False)
+    values[dup_at[:250]] = values[dup_at[250:]]             # 250 ids twice
+    long_values = np.char.add(values.astype(str), "FQIAERgSQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ").astype(object)
+    for vals in (values, long_values):
+        arr = pa.array(vals, type=pa.string())
+        got = repeated_candidates(arr)
+        assert np.flatnonzero(got).tolist() == np.flatnonzero(_exact_repeats(list(vals))).tolist()
+        assert got.sum() == 500
