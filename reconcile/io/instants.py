@@ -234,9 +234,85 @@ def scan_column(arr) -> tuple[np.ndarray, np.ndarray, bool]:
     return out, status, bool(fine)
 
 
+@njit(cache=True, nogil=True)
+def scale_timestamps(values, bitmap, bit_offset, has_nulls, factor, limit, out, over, valid):
+    """One pass over one Arrow int64 timestamp chunk: ``out[i] = values[i] * factor`` (nanoseconds);
+    ``NAT`` for a null (bit ``bit_offset + i`` of the validity ``bitmap`` clear; read only when
+    ``has_nulls``) and, when ``factor != 1``, for a value outside ``[-limit, limit]`` (its nanoseconds
+    overflow int64: ``over[i]`` set). ``valid[i]``: neither null nor out of range. Returns the number
+    of out-of-range values."""
+    n = len(out)
+    far = 0
+    check = factor != 1
+    for i in range(n):             # branch-free body: nulls come in no order (a branch per row mispredicts)
+        v = values[np.uint64(i)]
+        present = True
+        if has_nulls:
+            b = np.uint64(bit_offset + i)
+            present = ((bitmap[b >> np.uint64(3)] >> (b & np.uint64(7))) & 1) != 0
+        fits = (not check) or (v <= limit and v >= -limit)
+        good = present and fits
+        far_out = present and not fits
+        out[i] = v * factor if good else NAT
+        over[i] = far_out
+        valid[i] = good
+        far += far_out
+    return far
+
+
+@njit(cache=True, nogil=True)
+def byte_range(data):
+    """``(smallest, largest)`` byte of ``data`` (``(255, 0)`` when empty), in one pass."""
+    lo = np.uint8(255)
+    hi = np.uint8(0)
+    for i in range(len(data)):
+        c = data[np.uint64(i)]
+        lo = min(lo, c)
+        hi = max(hi, c)
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def length_range(offsets):
+    """``(shortest, longest)`` value length of a string array's ``offsets`` (n + 1 entries, int32 or
+    int64; ``(0, 0)`` when there is no value)."""
+    n = len(offsets) - 1
+    if n <= 0:
+        return np.int64(0), np.int64(0)
+    lo = np.int64(offsets[1] - offsets[0])
+    hi = lo
+    for i in range(1, n):
+        k = np.int64(offsets[np.uint64(i + 1)] - offsets[np.uint64(i)])
+        lo = min(lo, k)
+        hi = max(hi, k)
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def remap_codes(indices, remap, out):
+    """``out[i] = remap[indices[i]]`` (dictionary indices of one chunk → codes of the merged
+    dictionary), an index outside ``remap`` clipped to its ends as ``np.take(mode="clip")`` does."""
+    m = len(remap)
+    for i in range(len(out)):
+        j = np.int64(indices[np.uint64(i)])
+        if j < 0:
+            j = 0
+        elif j >= m:
+            j = m - 1
+        out[i] = remap[np.uint64(j)]
+
+
 def load_kernels() -> None:
     """Load :func:`scan_instants` from numba's cache (compile it the first time) with the argument types
     of a run (``make install`` should call this, e.g. from ``reconcile.engine.load_kernels``)."""
     import pyarrow as pa
 
     scan_column(pa.array(["2025-07-01T10:00:00Z", "", "1751364000"], pa.large_string()))
+    ro = _read_only
+    scale_timestamps(ro(np.zeros(2, np.int64)), ro(np.zeros(1, np.uint8)), 0, True, 1000, 10, np.empty(2, np.int64),
+                     np.zeros(2, np.bool_), np.empty(2, np.bool_))
+    byte_range(ro(np.zeros(2, np.uint8)))
+    length_range(ro(np.zeros(3, np.int64)))
+    length_range(ro(np.zeros(3, np.int32)))
+    for t in (np.int8, np.int16):
+        remap_codes(ro(np.zeros(2, np.int32)), ro(np.zeros(1, t)), np.empty(2, t))
