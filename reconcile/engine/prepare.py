@@ -781,11 +781,12 @@ def _sorted_events(rows: np.ndarray, phone_all: np.ndarray, user_all: np.ndarray
     phone_shift = user_shift + umax.bit_length()
     bits = phone_shift + pmax.bit_length()
     if bits <= PACKED_SORT_BITS and t0 != NAT_NS:
-        rows, packed = sorting.radix_sort_events(rows, phone_all, user_all, t_all, inbound_all, t0, unit,
-                                                 user_shift, phone_shift, bits)
+        rows, packed, payload = sorting.radix_sort_events(rows, phone_all, user_all, t_all, inbound_all, attrs, t0,
+                                                          unit, user_shift, phone_shift, bits)
         pos, run = sorting.tied_runs(packed)
         rows = _break_ties_by_message_id(rows, pos, run, message_ids)
-        return (rows, *sorting.decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users))
+        return (rows, *sorting.decode_events(rows, packed, payload, attrs, t0, unit, user_shift, phone_shift,
+                                             n_users))
     key = phone_all[rows] * n_users + user_all[rows]
     inbound = inbound_all[rows]
     order = np.lexsort(((~inbound).astype(np.int64), t_all[rows], key))

@@ -4,8 +4,9 @@ digit strings, the radix sort of the events and the per-event columns decoded fr
 Every kernel is an exact, faster form of a numpy/pandas/Arrow expression that :mod:`.prepare` keeps
 as its fallback (columns that are not Arrow strings without nulls, sort keys wider than 62 bits);
 loops run over rows inside compiled code. Strings are read from an Arrow ``string``/``large_string``
-array's buffers (offsets, bytes). Every array argument is passed read-only (:func:`_ro`, as Arrow's
-buffers are), so each kernel has one signature, loaded from numba's cache by :func:`warm_up`.
+array's buffers (offsets, bytes). Every input array is passed read-only (:func:`_ro`, as Arrow's
+buffers are; the few kernels that fill arrays allocated by their caller get those writable), so each
+kernel has one signature, loaded from numba's cache by :func:`warm_up`.
 Kernels release the GIL (``nogil``): the engine runs some of them beside other work in a second thread.
 """
 from __future__ import annotations
@@ -389,29 +390,53 @@ def event_stats(rows, phone, user, t_all) -> tuple[int, int, int, int, int]:
 
 
 @njit(cache=True, nogil=True)
-def _radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shift, phone_shift, bits):
-    m = rows.shape[0]
-    a = np.empty(m, np.uint64)
-    ia = np.empty(m, np.int64)
-    for j in range(m):
+def _pack_events(rows, phone, user, t_all, inbound_all, attrs, attr_shift, t0, unit, user_shift, phone_shift, top,
+                 packed, payload, counts, lo, hi):
+    """Events ``lo:hi``: the packed value and the payload (row, and the row's attributes ``<< attr_shift``
+    unless ``attr_shift`` is 0) into ``packed``/``payload``; ``counts`` += histogram of ``value >> top``."""
+    for j in range(lo, hi):
         r = rows[j]
         flag = np.int64(0) if inbound_all[r] else np.int64(1)
-        a[j] = np.uint64((phone[r] << phone_shift) | (user[r] << user_shift) | ((t_all[r] - t0) // unit) << 1 | flag)
-        ia[j] = r
-    passes = max(1, (bits + 10) // 11)      # digits of at most 11 bits: the buckets' write positions stay in cache
-    width = (bits + passes - 1) // passes
+        v = np.uint64((phone[r] << phone_shift) | (user[r] << user_shift) | ((t_all[r] - t0) // unit) << 1 | flag)
+        packed[j] = v
+        payload[j] = r | (attrs[r] << attr_shift) if attr_shift > 0 else r
+        counts[np.int64(v >> np.uint64(top))] += 1
+
+
+@njit(cache=True, nogil=True)
+def _partition_events(packed, payload, out, out_payload, part_of, at, top, lo, hi):
+    """Stable partition of ``lo:hi`` by ``part_of[value >> top]``: each value and its payload go to
+    ``out``/``out_payload`` at ``at[part]``, which then advances."""
+    for j in range(lo, hi):
+        v = packed[j]
+        k = part_of[np.int64(v >> np.uint64(top))]
+        q = at[k]
+        at[k] = q + 1
+        out[q] = v
+        out_payload[q] = payload[j]
+
+
+@njit(cache=True, nogil=True)
+def _radix_sort_range(a, ia, bits, lo, hi):
+    """Sort ``a[lo:hi]`` (values < 2**bits) in place (stable LSD radix sort), moving ``ia[lo:hi]`` along."""
+    m = hi - lo
+    passes = max(1, (bits + 11) // 12)      # digits of at most 12 bits: 4096 buckets (with parts of at most
+    width = (bits + passes - 1) // passes   # PART_EVENTS events, their write positions stay in the caches)
     nb = 1 << width
     dmask = np.uint64(nb - 1)
     counts = np.zeros((passes, nb), np.int64)
-    for j in range(m):
+    for j in range(lo, hi):
         v = a[j]
         for p in range(passes):
             counts[p, np.int64((v >> np.uint64(p * width)) & dmask)] += 1
-    b = np.empty(m, np.uint64)
-    ib = np.empty(m, np.int64)
+    src = a[lo:hi]
+    isrc = ia[lo:hi]
+    dst = np.empty(m, np.uint64)
+    idst = np.empty(m, np.int64)
+    moved = 0
     for p in range(passes):
         shift = np.uint64(p * width)
-        if m == 0 or counts[p, np.int64((a[0] >> shift) & dmask)] == m:
+        if m == 0 or counts[p, np.int64((src[0] >> shift) & dmask)] == m:
             continue                     # every value has the same digit here: nothing moves
         total = np.int64(0)
         for d in range(nb):
@@ -419,24 +444,107 @@ def _radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shi
             counts[p, d] = total
             total += c
         for j in range(m):
-            v = a[j]
+            v = src[j]
             d = np.int64((v >> shift) & dmask)
             q = counts[p, d]
             counts[p, d] = q + 1
-            b[q] = v
-            ib[q] = ia[j]
-        a, b = b, a
-        ia, ib = ib, ia
-    return ia, a
+            dst[q] = v
+            idst[q] = isrc[j]
+        src, dst = dst, src
+        isrc, idst = idst, isrc
+        moved += 1
+    if moved % 2 == 1:
+        a[lo:hi] = src
+        ia[lo:hi] = isrc
 
 
-def radix_sort_events(rows, phone, user, t_all, inbound_all, t0, unit, user_shift, phone_shift, bits):
+#: events from which the sort and the decoding run in two threads (half of the events each)
+PARALLEL_EVENTS = 200_000
+#: most events per part of the sort (parts are sorted one by one: fewer buckets' pages in use at a time)
+PART_EVENTS = 1 << 18
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile-sort")
+    return _POOL
+
+
+def _in_halves(task, n, split, parallel):
+    """``task(0, split)`` and ``task(split, n)`` (int64 bounds), in two threads if ``parallel`` and both
+    ranges are non-empty (the kernels release the GIL)."""
+    if parallel and 0 < split < n:
+        second = _pool().submit(task, np.int64(split), np.int64(n))
+        task(np.int64(0), np.int64(split))
+        second.result()
+    else:
+        task(np.int64(0), np.int64(split))
+        task(np.int64(split), np.int64(n))
+
+
+def _attr_shift(attrs) -> int:
+    """Bits of a row index into ``attrs`` (the shift of the attributes in a payload), or 0 when the
+    attributes do not fit beside it in an int64 (negative or too wide)."""
+    if len(attrs) == 0:
+        return 0
+    shift = max(1, (len(attrs) - 1).bit_length())
+    return shift if int(attrs.min()) >= 0 and shift + int(attrs.max()).bit_length() <= 63 else 0
+
+
+def radix_sort_events(rows, phone, user, t_all, inbound_all, attrs, t0, unit, user_shift, phone_shift, bits):
     """The events ``rows`` sorted (stable LSD radix sort) by the packed value ``phone << phone_shift |
     user << user_shift | (t - t0) // unit << 1 | outbound`` (< 2**bits, bits <= 63): returns the sorted
-    rows and the sorted packed values (``uint64``)."""
-    return _radix_sort_events(_ro(rows, np.int64), _ro(phone, np.int64), _ro(user, np.int64), _ro(t_all, np.int64),
-                              _ro(inbound_all, np.bool_), np.int64(t0), np.int64(unit), np.int64(user_shift),
-                              np.int64(phone_shift), np.int64(bits))
+    rows, the sorted packed values (``uint64``) and the payload for :func:`decode_events` (each sorted
+    row with its :func:`row_attributes` moved along, so that decoding reads them in order).
+
+    Past :data:`PART_EVENTS` events, the values are first split stably by their top digit (at most 11
+    bits) in parts of similar size, each then sorted alone (every value of a part is below those of the
+    next). From :data:`PARALLEL_EVENTS` events, two threads: each packs and moves half of the events,
+    then sorts about half of the parts."""
+    m = len(rows)
+    shift = _attr_shift(attrs)
+    top = max(0, bits - 11)
+    packed = np.empty(m, np.uint64)
+    payload = np.empty(m, np.int64)
+    counts = [np.zeros(1 << (bits - top), np.int64) for _ in range(2)]
+    pack = (_ro(rows, np.int64), _ro(phone, np.int64), _ro(user, np.int64), _ro(t_all, np.int64),
+            _ro(inbound_all, np.bool_), _ro(attrs, np.int64), np.int64(shift), np.int64(t0), np.int64(unit),
+            np.int64(user_shift), np.int64(phone_shift), np.int64(top), packed, payload)
+    half = m // 2
+    parallel = m >= PARALLEL_EVENTS
+    _in_halves(lambda lo, hi: _pack_events(*pack, counts[int(lo > 0)], lo, hi), m, half, parallel)
+    n_parts = -(-m // PART_EVENTS)
+    starts = np.array([0, m], np.int64)
+    if n_parts > 1:
+        total = counts[0] + counts[1]
+        below = np.cumsum(total) - total                  # values under each top digit
+        # each part: the top digits from the one nearest to k * m / n_parts on
+        first = np.searchsorted(below, np.arange(n_parts, dtype=np.int64) * m / n_parts)
+        first = np.unique(np.minimum(first, len(total) - 1))
+        first[0] = 0
+        part_of = np.cumsum(np.bincount(first, minlength=len(total))) - 1
+        starts = np.append(below[first], m)
+        if len(first) > 1:
+            at = [starts[:-1].copy(), starts[:-1] + np.bincount(part_of, weights=counts[0], minlength=len(first)
+                                                               ).astype(np.int64)]
+            out = np.empty(m, np.uint64)
+            out_payload = np.empty(m, np.int64)
+            part_of = _ro(part_of)
+            _in_halves(lambda lo, hi: _partition_events(packed, payload, out, out_payload, part_of, at[int(lo > 0)],
+                                                        np.int64(top), lo, hi), m, half, parallel)
+            packed, payload = out, out_payload
+
+    def sort(k0, k1):
+        for k in range(k0, k1):
+            _radix_sort_range(packed, payload, np.int64(bits), starts[k], starts[k + 1])
+    parts = len(starts) - 1
+    _in_halves(sort, parts, int(np.argmin(np.abs(2 * starts[:-1] - m))) if parts > 1 else parts, parallel)
+    rows = payload & np.int64((1 << shift) - 1) if shift else payload.copy()
+    return rows, packed, (payload, shift)
 
 
 @njit(cache=True, nogil=True)
@@ -469,20 +577,13 @@ def tied_runs(sorted_values):
 
 
 @njit(cache=True, nogil=True)
-def _decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users):
-    m = rows.shape[0]
-    key = np.empty(m, np.int64)
-    t = np.empty(m, np.int64)
-    inbound = np.empty(m, np.bool_)
-    phone = np.empty(m, np.int64)
-    user = np.empty(m, np.int64)
-    account = np.empty(m, np.int64)
-    entry = np.empty(m, np.bool_)
-    template = np.empty(m, np.bool_)
-    category = np.empty(m, np.int64)
+def _decode_events(rows, packed, payload, attr_shift, attrs, t0, unit, user_shift, phone_shift, n_users, key, t,
+                   inbound, phone, user, account, entry, template, category, lo, hi):
+    """Events ``lo:hi`` of :func:`decode_events`, written into the output arrays ``key`` .. ``category``."""
     tmask = (np.int64(1) << user_shift) - 1
     umask = (np.int64(1) << (phone_shift - user_shift)) - 1
-    for j in range(m):
+    rmask = (np.int64(1) << attr_shift) - 1
+    for j in range(lo, hi):
         v = np.int64(packed[j])
         p = v >> phone_shift
         u = (v >> user_shift) & umask
@@ -491,20 +592,29 @@ def _decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_use
         key[j] = p * n_users + u
         t[j] = t0 + ((v & tmask) >> 1) * unit
         inbound[j] = (v & 1) == 0
-        a = attrs[rows[j]]
+        w = payload[j]
+        r = rows[j]
+        a = w >> attr_shift if attr_shift > 0 and (w & rmask) == r else attrs[r]     # moved by a tie: read again
         account[j] = a >> 8
         entry[j] = (a & 1) != 0
         template[j] = (a & 2) != 0
         category[j] = ((a >> 2) & 63) - 1
-    return key, t, inbound, phone, user, account, entry, template, category
 
 
-def decode_events(rows, packed, attrs, t0, unit, user_shift, phone_shift, n_users):
+def decode_events(rows, packed, payload, attrs, t0, unit, user_shift, phone_shift, n_users):
     """Per sorted event: key (``phone * n_users + user``), instant, inbound, phone, user (from the
-    packed values of :func:`radix_sort_events`), account, entry point, template, category (from the
-    row's :func:`row_attributes`)."""
-    return _decode_events(_ro(rows, np.int64), _ro(packed, np.uint64), _ro(attrs, np.int64), np.int64(t0),
-                          np.int64(unit), np.int64(user_shift), np.int64(phone_shift), np.int64(n_users))
+    packed values of :func:`radix_sort_events`), account, entry point, template, category (the row's
+    :func:`row_attributes`, from the ``payload`` of :func:`radix_sort_events` unless ``rows`` was
+    reordered there since). From :data:`PARALLEL_EVENTS` events, each half in its own thread."""
+    m = len(rows)
+    out = [np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.bool_), np.empty(m, np.int64),
+           np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.bool_), np.empty(m, np.bool_),
+           np.empty(m, np.int64)]
+    args = (_ro(rows, np.int64), _ro(packed, np.uint64), _ro(payload[0], np.int64), np.int64(payload[1]),
+            _ro(attrs, np.int64), np.int64(t0), np.int64(unit), np.int64(user_shift), np.int64(phone_shift),
+            np.int64(n_users), *out)
+    _in_halves(lambda lo, hi: _decode_events(*args, lo, hi), m, m // 2, m >= PARALLEL_EVENTS)
+    return tuple(out)
 
 
 @njit(cache=True, nogil=True)
@@ -592,9 +702,11 @@ def warm_up() -> None:
     attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
     coded_row_attributes(b, i, (i, ["a"]), (i, ["a"]), (i, ["a"]), {"a": 0})
     event_stats(i, i, i, i)
-    rows, packed = radix_sort_events(i, i, i, i, b, 0, 1, 1, 2, 2)
+    rows, packed, payload = radix_sort_events(i, i, i, i, b, attrs, 0, 1, 1, 2, 2)
     tied_runs(packed)
-    decode_events(rows, packed, attrs, 0, 1, 1, 2, 1)
+    decode_events(rows, packed, payload, attrs, 0, 1, 1, 2, 1)
+    _partition_events(packed, payload[0], packed.copy(), i.copy(), _ro(i), i.copy(), np.int64(0), np.int64(0),
+                      np.int64(2))      # past PART_EVENTS events
     era_columns(i, i, i, i, np.zeros((1, 2), np.int64))
     first_instants(i, 1, i, i, i)
     local_days_by_table(i, i, np.zeros((1, 1), np.int64), 0, 1, 1)

@@ -22,6 +22,6 @@ def test_load_kernels_compiles_or_loads_every_numba_kernel_of_the_package():
     helpers = {name for name in kernels
                if any(f"{name}(" in src for other, src in sources.items() if other != name)}
     entry_points = sorted(set(kernels) - helpers)
-    assert {"window_pass", "_repeated_hashes", "_radix_sort_events", "_locate_openers"} <= set(entry_points)
+    assert {"window_pass", "_repeated_hashes", "_radix_sort_range", "_locate_openers"} <= set(entry_points)
     assert [name for name in entry_points if not kernels[name].signatures] == []
     assert all(type(k._cache).__name__ == "FunctionCache" for k in kernels.values())     # cache=True

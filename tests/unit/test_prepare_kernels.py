@@ -205,3 +205,82 @@ def test_era_columns_match_searchsorted():
 
 def test_warm_up_runs():
     sorting.warm_up()
+
+
+def _random_events(rng, m, n_rows, phones, users, spread, negative_attrs=False):
+    """Events (``rows`` of ``n_rows`` messages) with few phones, users and instants: many equal packed values."""
+    rows = np.sort(rng.choice(n_rows, m, replace=False)).astype(np.int64) if m else np.zeros(0, np.int64)
+    phone = rng.integers(0, phones, n_rows)
+    user = rng.integers(0, users, n_rows)
+    t = 1_700_000_000 * 10**9 + rng.integers(0, spread, n_rows) * 10**9
+    inbound = rng.random(n_rows) < 0.5
+    attrs = rng.integers(-1 if negative_attrs else 0, 5000, n_rows) << 8 | rng.integers(0, 256, n_rows)
+    return rows, phone, user, t, inbound, attrs
+
+
+def _packing(rows, phone, user, t):
+    t0 = int(t[rows].min()) if len(rows) else 0
+    unit = 10**9
+    user_shift = ((int(t[rows].max()) - t0) // unit if len(rows) else 0).bit_length() + 1
+    phone_shift = user_shift + int(user.max()).bit_length()
+    bits = phone_shift + int(phone.max()).bit_length()
+    return t0, unit, user_shift, phone_shift, bits
+
+
+@pytest.mark.parametrize("parts", [False, True])
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([0, 1, 2, 3, 7, 40, 300, 2000]),
+       phones=st.sampled_from([1, 2, 3, 40]), users=st.sampled_from([1, 5, 300]), spread=st.sampled_from([1, 3, 10**6]),
+       negative_attrs=st.booleans())
+def test_radix_sort_and_decode_match_a_stable_sort(parts, seed, m, phones, users, spread, negative_attrs):
+    """The packed sort is a stable sort (ties keep the input order), split in parts and threads or not;
+    the decoded columns follow the rows, also where rows were reordered after the sort (ties)."""
+    rng = np.random.default_rng(seed)
+    rows, phone, user, t, inbound, attrs = _random_events(rng, m, 2 * m + 5, phones, users, spread, negative_attrs)
+    t0, unit, user_shift, phone_shift, bits = _packing(rows, phone, user, t)
+    saved = sorting.PARALLEL_EVENTS, sorting.PART_EVENTS
+    try:
+        if parts:
+            sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = 2, max(1, m // 5)
+        out, packed, payload = sorting.radix_sort_events(rows, phone, user, t, inbound, attrs, t0, unit, user_shift,
+                                                         phone_shift, bits)
+        value = ((phone[rows] << phone_shift) | (user[rows] << user_shift) | ((t[rows] - t0) // unit) << 1
+                 | (~inbound[rows]).astype(np.int64))
+        order = np.lexsort((np.arange(m), value))
+        assert np.array_equal(out, rows[order]) and np.array_equal(packed, value[order].astype(np.uint64))
+        # reorder some tied runs (as the message_id tie-break does), then decode
+        pos, run = sorting.tied_runs(packed)
+        moved = out.copy()
+        for r in np.unique(run):
+            p = pos[run == r]
+            moved[p] = moved[p[::-1]]
+        n_users = int(user.max()) + 1
+        key, tt, inb, ph, us, account, entry, template, category = sorting.decode_events(
+            moved, packed, payload, attrs, t0, unit, user_shift, phone_shift, n_users)
+    finally:
+        sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = saved
+    assert np.array_equal(ph, phone[out]) and np.array_equal(us, user[out])
+    assert np.array_equal(key, phone[out] * n_users + user[out]) and np.array_equal(tt, t[out])
+    assert np.array_equal(inb, inbound[out])
+    a = attrs[moved]
+    assert np.array_equal(account, a >> 8) and np.array_equal(entry, (a & 1) != 0)
+    assert np.array_equal(template, (a & 2) != 0) and np.array_equal(category, ((a >> 2) & 63) - 1)
+
+
+def test_radix_sort_of_many_events_in_parts_and_threads():
+    rng = np.random.default_rng(8)
+    m = 300_000
+    rows, phone, user, t, inbound, attrs = _random_events(rng, m, m + 1000, 30, 4000, 10**5)
+    t0, unit, user_shift, phone_shift, bits = _packing(rows, phone, user, t)
+    value = ((phone[rows] << phone_shift) | (user[rows] << user_shift) | ((t[rows] - t0) // unit) << 1
+             | (~inbound[rows]).astype(np.int64))
+    expected = rows[np.argsort(value, kind="stable")]
+    saved = sorting.PARALLEL_EVENTS, sorting.PART_EVENTS
+    try:
+        for parallel, part in ((10**9, 10**9), (10**9, 50_000), (1, 70_000), (1, 10**9)):
+            sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = parallel, part
+            out, packed, _ = sorting.radix_sort_events(rows, phone, user, t, inbound, attrs, t0, unit, user_shift,
+                                                       phone_shift, bits)
+            assert np.array_equal(out, expected) and np.array_equal(packed, np.sort(value).astype(np.uint64))
+    finally:
+        sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = saved
