@@ -16,6 +16,11 @@ For a value of the accepted shapes the instant is exactly what ``pd.to_datetime(
 utc=True)`` gives (the property test in ``tests/unit/test_parse_instants.py`` checks this against the
 pandas route on generated values). The kernel releases the GIL; :func:`load_kernels` loads it from
 numba's cache (compiles it the first time).
+
+The message reader's other compiled passes over Arrow buffers live here too (same loading):
+:func:`scale_timestamps` (typed Parquet timestamps → nanoseconds, nulls and out-of-range values NaT),
+:func:`byte_range` (may a string column hold whitespace?), :func:`length_range` (shortest and
+longest value from the offsets) and :func:`remap_codes` (per-chunk dictionary indices → codes).
 """
 from __future__ import annotations
 
@@ -235,12 +240,12 @@ def scan_column(arr) -> tuple[np.ndarray, np.ndarray, bool]:
 
 
 @njit(cache=True, nogil=True)
-def scale_timestamps(values, bitmap, bit_offset, has_nulls, factor, limit, out, over, valid):
+def scale_timestamps(values, bitmap, bit_offset, has_nulls, factor, limit, out, valid, want_valid):
     """One pass over one Arrow int64 timestamp chunk: ``out[i] = values[i] * factor`` (nanoseconds);
     ``NAT`` for a null (bit ``bit_offset + i`` of the validity ``bitmap`` clear; read only when
     ``has_nulls``) and, when ``factor != 1``, for a value outside ``[-limit, limit]`` (its nanoseconds
-    overflow int64: ``over[i]`` set). ``valid[i]``: neither null nor out of range. Returns the number
-    of out-of-range values."""
+    overflow int64). With ``want_valid``, ``valid[i]``: neither null nor out of range (else ``valid``
+    is not touched). Returns the number of out-of-range values (not nulls)."""
     n = len(out)
     far = 0
     check = factor != 1
@@ -252,11 +257,10 @@ def scale_timestamps(values, bitmap, bit_offset, has_nulls, factor, limit, out, 
             present = ((bitmap[b >> np.uint64(3)] >> (b & np.uint64(7))) & 1) != 0
         fits = (not check) or (v <= limit and v >= -limit)
         good = present and fits
-        far_out = present and not fits
         out[i] = v * factor if good else NAT
-        over[i] = far_out
-        valid[i] = good
-        far += far_out
+        if want_valid:
+            valid[i] = good
+        far += present and not fits
     return far
 
 
@@ -303,14 +307,15 @@ def remap_codes(indices, remap, out):
 
 
 def load_kernels() -> None:
-    """Load :func:`scan_instants` from numba's cache (compile it the first time) with the argument types
-    of a run (``make install`` should call this, e.g. from ``reconcile.engine.load_kernels``)."""
+    """Load :func:`scan_instants` and the reader kernels above from numba's cache (compile them the first
+    time) with the argument types of a run (``make install`` should call this, e.g. from
+    ``reconcile.engine.load_kernels``)."""
     import pyarrow as pa
 
     scan_column(pa.array(["2025-07-01T10:00:00Z", "", "1751364000"], pa.large_string()))
     ro = _read_only
     scale_timestamps(ro(np.zeros(2, np.int64)), ro(np.zeros(1, np.uint8)), 0, True, 1000, 10, np.empty(2, np.int64),
-                     np.zeros(2, np.bool_), np.empty(2, np.bool_))
+                     np.empty(2, np.bool_), True)
     byte_range(ro(np.zeros(2, np.uint8)))
     length_range(ro(np.zeros(3, np.int64)))
     length_range(ro(np.zeros(3, np.int32)))

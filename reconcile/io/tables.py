@@ -738,41 +738,42 @@ def _coded(col, trim: bool = False) -> _Coded:
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col)
     dictionaries, indices = [], []
-    for ch in col.chunks:
+    for ch in col.chunks:                  # dictionaries stay in their type: cast once, after merging
         dictionary = ch.dictionary
-        if not pa.types.is_large_string(dictionary.type):
-            dictionary = dictionary.cast(pa.large_string())
         if dictionary.null_count:
             dictionary = pc.fill_null(dictionary, "")
         idx = ch.indices
         if idx.null_count:                       # a null row → an extra "" value
             idx = pc.fill_null(idx, len(dictionary))
-            dictionary = pa.concat_arrays([dictionary, pa.array([""], pa.large_string())])
+            dictionary = pa.concat_arrays([dictionary, pa.array([""], dictionary.type)])
         dictionaries.append(dictionary)
         indices.append(idx.to_numpy(zero_copy_only=False))
     if not dictionaries:
         values = pa.array([""], pa.large_string())
         codes = np.zeros(0, dtype=np.int8)
-    elif all(d.equals(dictionaries[0]) for d in dictionaries[1:]):   # one dictionary for every chunk
-        values = dictionaries[0]
-        codes = np.concatenate(indices) if len(indices) > 1 else indices[0]
-        codes = codes.astype(_code_type(len(values)), copy=False)
-    else:       # a dictionary per chunk (Parquet batches, CSV blocks): one list of the distinct values
-        values = pc.dictionary_encode(pa.concat_arrays(dictionaries))
-        remap = values.indices.to_numpy(zero_copy_only=False)
-        values = values.dictionary
+    else:
+        if all(d.equals(dictionaries[0]) for d in dictionaries[1:]):   # one dictionary for every chunk
+            values = dictionaries[0]
+            remap = np.arange(len(values))
+            starts = [0] * len(dictionaries)
+        else:   # a dictionary per chunk (Parquet batches, CSV blocks): one list of the distinct values
+            encoded = pc.dictionary_encode(pa.concat_arrays(dictionaries))
+            remap = encoded.indices.to_numpy(zero_copy_only=False)
+            values = encoded.dictionary
+            starts = np.cumsum([0] + [len(d) for d in dictionaries[:-1]]).tolist()
         codes = np.empty(sum(len(i) for i in indices), dtype=_code_type(len(values)))
-        pos = start = 0
         remap = remap.astype(codes.dtype)
-        for idx, dictionary in zip(indices, dictionaries):
+        pos = 0
+        for idx, dictionary, start in zip(indices, dictionaries, starts):
             part = codes[pos:pos + len(idx)]
+            table = remap[start:start + len(dictionary)]      # chunk index → code
             if codes.dtype.itemsize <= 2 and idx.dtype == np.int32:      # one compiled gather (np.take: ~5x slower)
-                instants.remap_codes(instants._read_only(idx), instants._read_only(remap[start:start + len(dictionary)]),
-                                     part)
+                instants.remap_codes(instants._read_only(idx), instants._read_only(table), part)
             else:
-                np.take(remap[start:start + len(dictionary)], idx, out=part, mode="clip")
+                np.take(table, idx, out=part, mode="clip")
             pos += len(idx)
-            start += len(dictionary)
+    if not pa.types.is_large_string(values.type):
+        values = values.cast(pa.large_string())
     if trim:
         values = pc.utf8_trim_whitespace(values)
     return _Coded(codes, values)
@@ -848,6 +849,18 @@ def _text_in(col, allowed) -> np.ndarray:
     if isinstance(col, _Coded):
         return col.rows(pc.is_in(col.values, value_set=value_set).to_numpy(zero_copy_only=False))
     return pc.is_in(col, value_set=value_set.cast(col.type)).to_numpy(zero_copy_only=False)
+
+
+def _all_in(col, allowed) -> bool:
+    """True when every row of a :class:`_Coded` column is one of ``allowed`` (all of its values are); False
+    when not known so cheaply (callers then build the per-row mask)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(col, _Coded):
+        return False
+    found = pc.is_in(col.values, value_set=pa.array(list(allowed), pa.large_string()))
+    return found.null_count == 0 and pc.all(found).as_py() is True
 
 
 def _has_any_byte(col, chars: bytes) -> bool:
@@ -986,19 +999,21 @@ _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def _arrow_instants(col):
-    """A ``pyarrow`` timestamp column → (``datetime64[ns, UTC]`` Series, naive mask, out-of-range mask,
-    out-of-range values as ``"<n> <unit>"`` texts) as :func:`parse_instants` gives for it (a naive
-    timestamp is read as UTC). A value outside what nanoseconds hold (years 1677-2262) is NaT and
-    flagged out of range: the caller reports it as ``bad_timestamp`` instead of failing the run.
-    Each chunk is one compiled pass (:func:`~reconcile.io.instants.scale_timestamps`: values,
-    validity bitmap, unit, range)."""
+    """A ``pyarrow`` timestamp column → (``datetime64[ns, UTC]`` Series, naive mask or None,
+    out-of-range mask or None, out-of-range values as ``"<n> <unit>"`` texts), the masks as
+    :func:`parse_instants` gives them (a naive timestamp is read as UTC; None: no row). A value outside
+    what nanoseconds hold (years 1677-2262) is NaT and flagged out of range: the caller reports it as
+    ``bad_timestamp`` instead of failing the run. Each chunk is one compiled pass
+    (:func:`~reconcile.io.instants.scale_timestamps`: values, validity bitmap, unit, range)."""
     from reconcile.io import instants
 
     factor = _NS_PER_UNIT[col.type.unit]
     limit = np.iinfo(np.int64).max // factor
-    out = np.empty(len(col), dtype=np.int64)
-    over = np.empty(len(col), dtype=bool)          # every entry written by the kernel
-    valid = np.empty(len(col), dtype=bool)
+    n = len(col)
+    out = np.empty(n, dtype=np.int64)
+    naive = np.empty(n, dtype=bool) if col.type.tz is None else None
+    scratch = np.empty(1, dtype=bool)          # ``valid`` of tz-aware columns: not written
+    over = None
     over_text: list[str] = []
     no_bitmap = instants._read_only(np.zeros(1, dtype=np.uint8))
     pos = 0
@@ -1010,12 +1025,17 @@ def _arrow_instants(col):
         values = instants._read_only(np.frombuffer(buffers[1], dtype=np.int64)[ch.offset:ch.offset + k])
         nulls = ch.null_count > 0
         bitmap = instants._read_only(np.frombuffer(buffers[0], dtype=np.uint8)) if nulls else no_bitmap
-        far = instants.scale_timestamps(values, bitmap, ch.offset, nulls, factor, limit,
-                                        out[pos:pos + k], over[pos:pos + k], valid[pos:pos + k])
-        if far:
-            over_text += [f"{v} {col.type.unit}" for v in values[over[pos:pos + k]].tolist()]
+        far = instants.scale_timestamps(values, bitmap, ch.offset, nulls, factor, limit, out[pos:pos + k],
+                                        scratch if naive is None else naive[pos:pos + k], naive is not None)
+        if far:                      # rare: the rows out of range, as numpy finds them
+            if over is None:
+                over = np.zeros(n, dtype=bool)
+            part = (values > limit) | (values < -limit)
+            if nulls:
+                part &= ch.is_valid().to_numpy(zero_copy_only=False)
+            over[pos:pos + k] = part
+            over_text += [f"{v} {col.type.unit}" for v in values[part].tolist()]
         pos += k
-    naive = valid if col.type.tz is None else np.zeros(len(col), dtype=bool)    # naive: read as UTC
     return _utc_series(out), naive, over, over_text
 
 
@@ -1120,6 +1140,8 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
                                ("message_kind", MESSAGE_KINDS + ("",), "unknown_message_kind"),
                                ("template_category", TEMPLATE_CATEGORIES + ("",), "unknown_template_category"),
                                ("entry_point", ENTRY_POINTS + ("",), "unknown_entry_point")):
+        if _all_in(text[col], allowed):
+            continue                                 # every value allowed: no per-row mask
         mask = ~_text_in(text[col], allowed)
         if mask.any():
             check(mask, code, col, "value {!r} is not one of " + ", ".join(a for a in allowed if a), quote=True)
@@ -1128,28 +1150,29 @@ def _validate_messages(frame, path: str, quality: QualityLog, accounts: pd.DataF
         raw = cols.times[col]
         parsed = None
         if raw is None:
-            parsed = pd.Series(np.full(n, np.datetime64("NaT", "ns")), dtype="datetime64[ns]").dt.tz_localize("UTC")
-            bad_ts, naive = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        elif not isinstance(raw, pd.Series):
-            parsed, naive, bad_ts, far = _arrow_instants(raw)
-            if bad_ts.any():
-                check(bad_ts, "bad_timestamp", col, np.asarray(
+            parsed = _utc_series(np.full(n, _NAT_NS, dtype=np.int64))
+            bad_ts, naive = None, None
+        elif not isinstance(raw, pd.Series):      # typed timestamps: no text to be unreadable
+            parsed, naive, over, far = _arrow_instants(raw)
+            if over is not None:
+                check(over, "bad_timestamp", col, np.asarray(
                     [f"timestamp {v} since 1970-01-01 is outside the years 1677-2262: row left out" for v in far],
                     dtype=object))
-            bad_ts = np.zeros(n, dtype=bool)
+            bad_ts = None
         if parsed is None:
             parsed, bad_ts, naive = parse_instants(raw)
-        if bad_ts.any():
+        if bad_ts is not None and bad_ts.any():
             check(bad_ts, "bad_timestamp", col, "unreadable timestamp {!r}: row left out", quote=True)
-        if naive.any():
+        if naive is not None and naive.any():
             check(naive & ~bad, "timestamp_without_offset", col, "timestamp without offset read as UTC",
                   severity="warning")
         times[col] = parsed.astype("datetime64[ns, UTC]")
     if accounts is not None:
         known = set(accounts["waba_id"].astype(str))
-        unknown = ~_text_in(text["waba_id"], known) & ~bad
-        check(unknown, "unknown_account", "waba_id", "account {!r} is not in the accounts file: message left out",
-              quote=True)
+        if not _all_in(text["waba_id"], known):
+            unknown = ~_text_in(text["waba_id"], known) & ~bad
+            check(unknown, "unknown_account", "waba_id", "account {!r} is not in the accounts file: message left out",
+                  quote=True)
     keep = ~bad if bad.any() else None
     out = {}
     for c in MESSAGE_COLUMNS + WEBHOOK_EVIDENCE_COLUMNS:
