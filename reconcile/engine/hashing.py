@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 from .buffers import string_buffers
 from .words import key, string_hash
@@ -23,26 +20,6 @@ _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _MAX_ROWS = 0xFFFFFFFF - 1              # a row number + 1 must fit in a slot's low 32 bits
-_AHEAD = 16                             # rows between a slot's prefetch and its probe
-
-
-@intrinsic
-def _prefetch(typingctx, array, index):
-    """Ask the CPU to bring ``array[index]`` into its caches (LLVM ``llvm.prefetch``: a hint, no
-    fault, no bounds check): the table probes of the next rows wait for memory side by side."""
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]],
-                                       wraparound=False, boundscheck=False)
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0i8")
-        # a write (1), high temporal locality (3), data cache (1)
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return types.void(array, index), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -62,8 +39,7 @@ def _repeated_hashes(offsets, data):
 
     The table (a power of two >= 2n slots, at most half full) holds per slot 0 (empty) or the hash's
     high 32 bits << 32 | the first row of that hash + 1. A row meeting its tag marks itself and that
-    first row: one pass, no count per slot and no second probe. The slot of the row ``_AHEAD`` rows on
-    is prefetched, so that the (cache-missing) probes of successive rows overlap."""
+    first row: one pass, no count per slot and no second probe."""
     n = offsets.shape[0] - 1
     hashes = np.empty(n, np.uint64)
     for i in range(n):
@@ -76,8 +52,6 @@ def _repeated_hashes(offsets, data):
     table = np.zeros(size, np.uint64)
     out = np.zeros(n, np.bool_)
     for i in range(n):
-        if i + _AHEAD < n:
-            _prefetch(table, hashes[i + _AHEAD] & mask)
         h = hashes[i]
         tag = h >> np.uint64(32)
         s = h & mask
