@@ -8,7 +8,7 @@ UV     := $(BIN)/uv
 CONSTRAINTS := requirements/constraints.txt
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install install-dev system-deps audit bench lock clean
+.PHONY: demo test install install-dev system-deps audit bench lock clean clean-kernels
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
@@ -61,3 +61,9 @@ lock: $(UV)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+
+# numba checks a cached kernel against its own file only: after editing a helper module that kernels
+# inline (reconcile/engine/words.py, hashing.fnv1a), drop every cached kernel and compile them again
+clean-kernels:
+	find reconcile -name '*.nbi' -delete -o -name '*.nbc' -delete
+	$(BIN)/python -c "from reconcile.engine import load_kernels; load_kernels()"
