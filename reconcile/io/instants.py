@@ -27,22 +27,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..engine.buffers import chunk_buffers as string_buffers
+from ..engine.buffers import read_only as _read_only
+
 EMPTY, AWARE, NAIVE, OTHER = 0, 1, 2, 3
 NAT = np.iinfo(np.int64).min
 
 _NS = 1_000_000_000
 _MAX_EPOCH_S = np.iinfo(np.int64).max // 1_000_000_000          # 9223372036
 _MAX_EPOCH_MS = np.iinfo(np.int64).max // 1_000_000              # 9223372036854
-
-
-def _read_only(x: np.ndarray, dtype=None) -> np.ndarray:
-    """A read-only C-contiguous view (copied only when not contiguous or of another dtype): every array
-    argument of the kernel is read-only, as Arrow's buffers are, so that it has one signature."""
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if x.flags.writeable:
-        x = x.view()
-        x.flags.writeable = False
-    return x
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -189,22 +182,6 @@ def scan_instants(offsets, data, out, status):
         out[i] = secs * _NS + frac
         status[i] = st
     return fine
-
-
-def string_buffers(chunk) -> tuple[np.ndarray, np.ndarray]:
-    """``(offsets int64, bytes uint8)`` read-only views of one Arrow ``string``/``large_string`` array
-    (its slice offset applied; offsets index the whole data buffer)."""
-    import pyarrow as pa
-
-    n = len(chunk)
-    buffers = chunk.buffers()
-    if buffers[1] is None:
-        return _read_only(np.zeros(n + 1, np.int64)), _read_only(np.zeros(1, np.uint8))
-    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(buffers[1], dtype=width)[chunk.offset:chunk.offset + n + 1]
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and buffers[2].size \
-        else np.zeros(1, np.uint8)
-    return _read_only(offsets, np.int64), _read_only(data)
 
 
 def scan_column(arr) -> tuple[np.ndarray, np.ndarray, bool]:

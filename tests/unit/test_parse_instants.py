@@ -15,31 +15,11 @@ from reconcile.io.tables import _parse_instant_texts, parse_instants
 
 
 def reference_parse_instants(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """parse_instants as it was before the compiled scan (commit fd0675c), texts read by the pandas route
-    alone (``_parse_instant_texts``, the contract on every edge) instead of the compiled scan first."""
-    n = len(values)
-    index = values.index
-    if values.dtype.kind == "M":
-        if getattr(values.dt, "tz", None) is None:
-            naive = values.notna().to_numpy()
-            out = values.dt.tz_localize("UTC")
-        else:
-            naive = np.zeros(n, dtype=bool)
-            out = values.dt.tz_convert("UTC")
-        return out.astype("datetime64[ns, UTC]"), np.zeros(n, dtype=bool), naive
-    if values.dtype.kind in "iuf":
-        num = values.astype("float64").to_numpy()
-        with np.errstate(invalid="ignore"):
-            ms = np.abs(num) >= 1e12
-        ns = np.where(ms, num * 1e6, num * 1e9)
-        bad = ~np.isnan(num) & (np.abs(ns) > 9.2e18)
-        ns = np.where(np.isnan(num) | bad, np.nan, ns)
-        out = pd.to_datetime(pd.Series(ns, index=index), unit="ns", utc=True, errors="coerce")
-        return out.astype("datetime64[ns, UTC]"), bad, np.zeros(n, dtype=bool)
-
+    """A text column read by the pandas route alone (``_parse_instant_texts``, the contract on every
+    edge) instead of the compiled scan first."""
+    assert values.dtype.kind not in "Miuf", "typed and numeric columns: see test_typed_and_numeric_columns"
     ns, bad, naive = _parse_instant_texts(values.astype("str").fillna("").reset_index(drop=True))
-    result = ns.view("datetime64[ns]")
-    out = pd.Series(pd.DatetimeIndex(result).tz_localize("UTC"), index=index)
+    out = pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"), index=values.index)
     return out, bad, naive
 
 
@@ -200,13 +180,25 @@ def test_arrow_layouts_chunks_slices_nulls_and_string_widths():
     assert not instants.scan_column(pa.array(["2025-07-09T08:39:01.123456Z", " 2025-07-09T08:39:01.1234567Z"]))[2]
 
 
-def test_typed_and_numeric_columns_unchanged():
-    assert_same(pd.Series([1751607126, 1751607126000, -5, 0], dtype="int64"))
-    assert_same(pd.Series([1751607126.5, np.nan, 1e13, 1e20], dtype="float64"))
-    assert_same(pd.Series(pd.to_datetime(["2025-07-09T08:39:01", None])))
-    assert_same(pd.Series(pd.to_datetime(["2025-07-09T08:39:01+05:30", None], utc=True)))
-    assert_same(pd.Series([], dtype="str"))
-    assert_same(pd.Series([], dtype=object))
+def test_typed_and_numeric_columns():
+    t = pd.Timestamp(1751607126, unit="s", tz="UTC")                  # 2025-07-04T05:32:06Z
+    # epoch seconds, 13-digit (>= 1e12) milliseconds, negative and zero
+    got, bad, naive = parse_instants(pd.Series([1751607126, 1751607126000, -5, 0], dtype="int64"))
+    assert got.tolist() == [t, t, pd.Timestamp("1969-12-31T23:59:55Z"), pd.Timestamp(0, tz="UTC")]
+    assert not bad.any() and not naive.any() and str(got.dtype) == "datetime64[ns, UTC]"
+    # floats: a fraction kept, NaN empty (not bad), milliseconds past 2262 bad
+    got, bad, naive = parse_instants(pd.Series([1751607126.5, np.nan, 1e13, 1e20], dtype="float64"))
+    assert got.iloc[0] == t + pd.Timedelta(milliseconds=500) and got.iloc[1:].isna().all()
+    assert bad.tolist() == [False, False, True, True] and not naive.any()
+    # typed timestamps: naive ones read as UTC and flagged, zoned ones converted
+    got, bad, naive = parse_instants(pd.Series(pd.to_datetime(["2025-07-09T08:39:01", None])))
+    assert got.iloc[0] == pd.Timestamp("2025-07-09T08:39:01Z") and got.isna().tolist() == [False, True]
+    assert naive.tolist() == [True, False] and not bad.any()
+    got, bad, naive = parse_instants(pd.Series(pd.to_datetime(["2025-07-09T08:39:01+05:30", None], utc=True)))
+    assert got.iloc[0] == pd.Timestamp("2025-07-09T03:09:01Z") and not naive.any() and not bad.any()
+    for empty in (pd.Series([], dtype="str"), pd.Series([], dtype=object)):
+        got, bad, naive = parse_instants(empty)
+        assert len(got) == len(bad) == len(naive) == 0 and str(got.dtype) == "datetime64[ns, UTC]"
 
 
 # ------------------------------------------------------------------------------------------ generated values
