@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .conservation import first_occurrence_codes
+from .engine.string_sets import first_occurrence_codes
 from .contracts import (DEFAULT_TOLERANCE, MONEY_DECIMALS, UNIT_COLUMNS, VARIANCE_COLUMNS, VARIANCE_GROUP,
                         VARIANCE_STATUSES, Period)
 from .quality import QualityLog
@@ -217,7 +217,7 @@ def dictionary_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes of a string column and its distinct values (``codes`` index ``uniques``; a missing
     value counts as ""). Categoricals use their own codes; other columns are coded in order of first
     occurrence, as Arrow's dictionary encoding does, by a compiled pass over their Arrow buffers
-    (:func:`reconcile.conservation.first_occurrence_codes`; no Python loop)."""
+    (:func:`reconcile.engine.string_sets.first_occurrence_codes`; no Python loop)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy().astype("int64")
         uniques = pd.Index(values.cat.categories.astype(str).tolist() + [""], dtype=object)

@@ -408,10 +408,11 @@ def sorted_codes(values) -> tuple[np.ndarray, pa.Array]:
         names = pc.take(arr, pa.array(first))
         return codes, names.cast(pa.string()) if names.type != pa.string() else names
     from . import sorting
+    from .string_sets import first_occurrence_codes
 
-    strings = string_buffers(arr)
-    if strings is not None:          # pc.dictionary_encode, compiled: ids and first occurrences
-        ids, first = sorting.string_ids(strings)
+    coded = first_occurrence_codes(arr)
+    if coded is not None:            # pc.dictionary_encode, compiled: ids and first occurrences
+        ids, first = coded
         dictionary = pc.take(arr, pa.array(first))
     else:
         enc = pc.dictionary_encode(arr)

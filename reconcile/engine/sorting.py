@@ -219,70 +219,6 @@ def digit_codes(strings):
 
 
 @njit(cache=True, nogil=True)
-def _string_ids(offsets, data):
-    """Id of each string in order of first occurrence, and the first position of each distinct string
-    (FNV-1a hashes in an open-addressing table kept under half full; a hit is confirmed on the bytes)."""
-    n = offsets.shape[0] - 1
-    size = 1024
-    table = np.full(size, -1, np.int64)        # id of the distinct string in the slot
-    hashes = np.empty(64, np.uint64)
-    first = np.empty(64, np.int64)
-    nu = 0
-    ids = np.empty(n, np.int64)
-    for i in range(n):
-        a = offsets[i]
-        length = offsets[i + 1] - a
-        h = fnv1a(offsets, data, i)
-        mask = np.uint64(size - 1)
-        s = (h ^ (h >> np.uint64(29))) & mask
-        found = -1
-        while table[s] >= 0:
-            u = table[s]
-            if hashes[u] == h:
-                b = offsets[first[u]]
-                if offsets[first[u] + 1] - b == length:
-                    q = 0
-                    while q < length and data[a + q] == data[b + q]:
-                        q += 1
-                    if q == length:
-                        found = u
-                        break
-            s = (s + np.uint64(1)) & mask
-        if found >= 0:
-            ids[i] = found
-            continue
-        if nu == first.shape[0]:
-            grown = np.empty(2 * nu, np.int64)
-            grown[:nu] = first
-            first = grown
-            grown_h = np.empty(2 * nu, np.uint64)
-            grown_h[:nu] = hashes
-            hashes = grown_h
-        first[nu] = i
-        hashes[nu] = h
-        table[s] = nu
-        ids[i] = nu
-        nu += 1
-        if 2 * nu > size:
-            size *= 2
-            mask = np.uint64(size - 1)
-            table = np.full(size, -1, np.int64)
-            for u in range(nu):
-                hu = hashes[u]
-                t = (hu ^ (hu >> np.uint64(29))) & mask
-                while table[t] >= 0:
-                    t = (t + np.uint64(1)) & mask
-                table[t] = u
-    return ids, first[:nu].copy()
-
-
-def string_ids(strings):
-    """``(ids, first)``: each string's id in order of first occurrence (``pc.dictionary_encode`` indices)
-    and the first position of each distinct string (its dictionary)."""
-    return _string_ids(strings[0], strings[1])
-
-
-@njit(cache=True, nogil=True)
 def _renumber(ids, rank):
     out = np.empty(ids.shape[0], np.int64)
     for i in range(ids.shape[0]):
@@ -697,8 +633,7 @@ def warm_up() -> None:
     lookup_strings(strings, strings)
     classify_rows(strings, strings, i, i, i, i)
     digit_codes(strings)
-    ids, first = string_ids(strings)
-    renumber(ids, first)
+    renumber(np.zeros(2, np.int64), np.zeros(1, np.int64))
     attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
     coded_row_attributes(b, i, (i, ["a"]), (i, ["a"]), (i, ["a"]), {"a": 0})
     event_stats(i, i, i, i)

@@ -8,7 +8,7 @@ import inspect
 from numba.core.registry import CPUDispatcher
 
 KERNEL_MODULES = ("reconcile.engine.windows", "reconcile.engine.hashing", "reconcile.engine.sorting",
-                  "reconcile.conservation", "reconcile.io.instants")
+                  "reconcile.engine.string_sets", "reconcile.conservation", "reconcile.io.instants")
 
 
 def test_load_kernels_compiles_or_loads_every_numba_kernel_of_the_package():

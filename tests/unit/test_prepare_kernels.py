@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile.engine import prepare, sorting
+from reconcile.engine.string_sets import first_occurrence_codes
 from reconcile.engine.strategies import TEMPLATE_CATEGORY_CODES
 from reconcile.quality import QualityLog
 
@@ -47,7 +48,7 @@ def test_sorted_codes_match_the_reference(values, large, spoil):
         ref, uniques = pd.factorize(numeric, sort=True)
         assert ref.tolist() == codes.tolist()
     enc = pc.dictionary_encode(arr)
-    ids, first = sorting.string_ids(sorting.string_buffers(arr))
+    ids, first = first_occurrence_codes(arr)
     assert ids.tolist() == enc.indices.to_pylist()
     assert pc.take(arr, pa.array(first, type=pa.int64())).to_pylist() == enc.dictionary.to_pylist()
 
