@@ -24,15 +24,13 @@ from numba import njit
 
 from .contracts import Period
 from .engine.buffers import string_buffers
-from .engine.words import key as _key
-from .engine.words import load8 as _load8
-from .engine.words import string_hash as _hash
-from .engine.words import word as _word
 from .engine.string_sets import first_occurrence_codes
+from .engine.string_sets import hash_tag as _tag
 from .engine.string_sets import key_is as _key_is
 from .engine.string_sets import same_tail as _same_tail
 from .engine.string_sets import string_set as _string_set
-from .engine.string_sets import hash_tag as _tag
+from .engine.words import key as _key
+from .engine.words import string_hash as _hash
 
 
 #: match strings with the compiled kernels below (``False``: Arrow's kernels only; tests compare both)

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, UNIT_ORDER, Period
+from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, Period
 from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateTable
