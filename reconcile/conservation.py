@@ -24,6 +24,7 @@ from numba import njit
 
 from .contracts import Period
 from .engine.buffers import string_buffers
+from .engine.prepare import per_category
 from .engine.string_sets import first_occurrence_codes
 from .engine.string_sets import hash_tag as _tag
 from .engine.string_sets import key_is as _key_is
@@ -110,8 +111,7 @@ def _column_codes(column: pd.Series, values: list[str]) -> np.ndarray:
     """:func:`_codes_in` for a pandas string column. A Categorical's few categories are matched and its
     codes mapped onto them (a missing value: -1), without expanding the column into strings."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        of_category = _codes_in(_arrow_strings(column.cat.categories), values)
-        return np.take(np.append(of_category, np.int8(-1)), column.cat.codes.to_numpy())   # code -1: the -1
+        return per_category(column, _codes_in(_arrow_strings(column.cat.categories), values), missing=-1)
     return _codes_in(_arrow_strings(column), values)
 
 
@@ -119,8 +119,7 @@ def _before(column: pd.Series, bound: str) -> np.ndarray:
     """``column < bound`` (string order) as a numpy mask, ``False`` for a missing value; a Categorical
     is compared per category."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        of_category = _np(pc.less(_arrow_strings(column.cat.categories), bound))
-        return np.take(np.append(of_category, False), column.cat.codes.to_numpy())
+        return per_category(column, _np(pc.less(_arrow_strings(column.cat.categories), bound)), missing=False)
     return _np(pc.less(_arrow_strings(column), bound))
 
 
