@@ -39,29 +39,57 @@ def _as_days(values) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
+def _texts(values: pd.Series, strip: bool = False) -> np.ndarray:
+    """Object array of ``values`` as strings, missing → ``""`` (like ``fillna("").astype(str)``, then
+    ``.str.strip()`` when ``strip``): each distinct value converted once."""
+    codes, distinct = pd.factorize(values)
+    names = [str(v).strip() if strip else str(v) for v in distinct]
+    return np.array(names + [""], dtype=object).take(codes)
+
+
+def _tier_bounds(values: pd.Series) -> pd.arrays.IntegerArray:
+    """``tier_from`` / ``tier_to`` as nullable ``Int64`` (unreadable values missing)."""
+    return pd.array(pd.to_numeric(values, errors="coerce") if len(values) else [], dtype="Int64")
+
+
+def _versions(rates: pd.DataFrame, days: np.ndarray) -> np.ndarray:
+    """Object array of the ``version`` per row: the ISO ``effective_from`` (``days``) where absent or
+    empty (formatted for those rows only)."""
+    out = _texts(rates["version"]) if "version" in rates.columns else np.full(len(rates), "", dtype=object)
+    empty = out == ""
+    if empty.any():
+        iso = pd.Series(days[empty].astype("datetime64[D]").astype("datetime64[ns]")).dt.strftime("%Y-%m-%d")
+        out[empty] = iso.to_numpy(object)
+    return out
+
+
+def _rate_columns(rates: pd.DataFrame) -> dict:
+    """The normalised rate columns as arrays (see :func:`normalise_rates`): ``day`` (int64 days of
+    ``effective_from``), ``market`` / ``currency`` / ``category`` (stripped strings), ``tier_from`` /
+    ``tier_to`` (``Int64``), ``rate`` (float64) and ``version``. Built column by column without a frame:
+    :class:`RateTable` reads these arrays directly."""
+    n = len(rates)
+    day = _as_days(rates["effective_from"]) if n else np.zeros(0, dtype=np.int64)
+    rate = rates["rate"]
+    if rate.dtype != np.float64:
+        rate = pd.to_numeric(rate, errors="coerce").astype("float64")
+    out = {"day": day, **{c: _texts(rates[c], strip=True) for c in ("market", "currency", "category")},
+           **{c: _tier_bounds(rates[c]) for c in ("tier_from", "tier_to")}, "rate": rate.to_numpy()}
+    out["version"] = _versions(rates, day)
+    return out
+
+
 def normalise_rates(rates: pd.DataFrame) -> pd.DataFrame:
     """The rate frame in the shape this module uses: ``effective_from`` as naive ``datetime64[ns]``
     midnight (from ``datetime.date`` objects, strings or datetime64), ``tier_from``/``tier_to`` as
     nullable ``Int64``, ``rate`` float64, strings stripped; ``version`` filled with the ISO
     ``effective_from`` when absent or empty and ``source`` with ``""``."""
+    columns = _rate_columns(rates)
     out = rates.copy()
-    out["effective_from"] = pd.to_datetime(_as_days(out["effective_from"]).astype("datetime64[D]")).astype(
-        "datetime64[ns]") if len(out) else pd.Series(dtype="datetime64[ns]")
-    for c in ("market", "currency", "category"):
-        out[c] = out[c].fillna("").astype(str).str.strip()
-    for c in ("tier_from", "tier_to"):
-        out[c] = pd.array(pd.to_numeric(out[c], errors="coerce"), dtype="Int64") if len(out) else \
-            pd.Series(dtype="Int64")
-    out["rate"] = pd.to_numeric(out["rate"], errors="coerce").astype("float64")
-    iso = out["effective_from"].dt.strftime("%Y-%m-%d") if len(out) else pd.Series(dtype=str)
-    if "version" not in out.columns:
-        out["version"] = iso
-    else:
-        v = out["version"].fillna("").astype(str)
-        out["version"] = v.where(v != "", iso)
-    if "source" not in out.columns:
-        out["source"] = ""
-    out["source"] = out["source"].fillna("").astype(str)
+    out["effective_from"] = columns.pop("day").astype("datetime64[D]").astype("datetime64[ns]")
+    for c, values in columns.items():
+        out[c] = pd.array(values, dtype="str") if values.dtype == object else values
+    out["source"] = pd.array(_texts(rates["source"]) if "source" in rates.columns else [""] * len(rates), dtype="str")
     return out.reset_index(drop=True)
 
 
@@ -79,27 +107,29 @@ class RateTable:
     """The rate card indexed for vectorised lookups (see module docstring)."""
 
     def __init__(self, rates: pd.DataFrame):
-        r = normalise_rates(rates)
-        r = r[r["rate"].notna()].reset_index(drop=True)
+        columns = _rate_columns(rates)
+        has_rate = ~np.isnan(columns["rate"])
+        r = {c: values[has_rate] for c, values in columns.items()}
+        n = int(has_rate.sum())
         # groups: the distinct (market, category, currency), sorted; each column coded by its sorted
         # distinct values, so that the integer key orders the groups like the strings
         self._key_index: list[dict[str, int]] = []
-        key = np.zeros(len(r), dtype=np.int64)
+        key = np.zeros(n, dtype=np.int64)
         for c in _GROUP_COLUMNS:
-            names, codes = np.unique(r[c].to_numpy(dtype=object), return_inverse=True) if len(r) else \
+            names, codes = np.unique(r[c], return_inverse=True) if n else \
                 (np.array([], dtype=object), np.zeros(0, dtype=np.int64))
             self._key_index.append({name: i for i, name in enumerate(names.tolist())})
             key = key * (len(names) + 1) + codes.reshape(-1)
         self._group_keys, group_id = np.unique(key, return_inverse=True)
         group_id = group_id.reshape(-1).astype(np.int64)
-        day = _as_days(r["effective_from"]) if len(r) else np.array([], dtype=np.int64)
+        day = r["day"]
         # versions: distinct (group, effective_from), sorted
         self._version_keys, version_id = np.unique(group_id * _SHIFT + day + _DAY_OFFSET, return_inverse=True)
         version_id = version_id.reshape(-1).astype(np.int64)
         self._version_group = self._version_keys // _SHIFT
         # tier rows within each version: sorted by (version, from, to), the first of equal ones kept
-        tfrom = r["tier_from"].fillna(_NO_TIER_FROM).to_numpy(np.int64)
-        tto = r["tier_to"].astype("float64").fillna(np.inf).to_numpy()
+        tfrom = r["tier_from"].to_numpy(np.int64, na_value=_NO_TIER_FROM)
+        tto = r["tier_to"].to_numpy(np.float64, na_value=np.inf)
         order = np.lexsort((tto, tfrom, version_id))
         v, f, t = version_id[order], tfrom[order], tto[order]
         first = np.ones(len(order), dtype=bool)
@@ -113,19 +143,20 @@ class RateTable:
         self._row_from = tfrom[order]
         self._row_to = tto[order]
         # per tier row (the row numbers :meth:`tier_row` returns): rate, version label, tier label
-        self.row_rate = r["rate"].to_numpy(np.float64)[order]
-        self.row_version_label = r["version"].to_numpy(object)[order]
+        self.row_rate = r["rate"][order]
+        self.row_version_label = r["version"][order]
         bounds = list(zip(r["tier_from"].to_numpy(object, na_value=None)[order].tolist(),
                           r["tier_to"].to_numpy(object, na_value=None)[order].tolist()))
         labels = {b: _tier_label(*b) for b in set(bounds)}           # loop over distinct tier bounds
         self.row_tier = np.array([labels[b] for b in bounds], dtype=object)
-        self._rows = (r, order, group_id, day, version_id, tfrom, tto)
+        self._rows = (rates, has_rate, order, group_id, day, version_id, tfrom, tto)
 
     @property
     def rows(self) -> pd.DataFrame:
         """The tier rows in row-number order: the normalised rate rows (with a rate; the first of equal
         ``(version, tier_from, tier_to)``) and their ``group_id``, ``day``, ``version_id``, ``_from``, ``_to``."""
-        r, order, group_id, day, version_id, tfrom, tto = self._rows
+        rates, has_rate, order, group_id, day, version_id, tfrom, tto = self._rows
+        r = normalise_rates(rates)[has_rate].reset_index(drop=True)
         return r.iloc[order].reset_index(drop=True).assign(group_id=group_id[order], day=day[order],
                                                            version_id=version_id[order], _from=tfrom[order],
                                                            _to=tto[order])

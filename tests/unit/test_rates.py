@@ -84,3 +84,21 @@ def test_normalise_and_versions_for_run_json():
     assert [(v["version"], v["rows"], v["currencies"], v["tiered_rows"]) for v in versions] == [
         ("2025-07-01", 5, ["EUR", "USD"], 3), ("2025-10-01", 1, ["USD"], 0)]
     assert versions[0]["categories"] == ["marketing", "utility"] and versions[0]["markets"] == 2
+
+
+def test_normalise_untyped_columns_strips_group_strings_only_and_fills_versions():
+    rates = pd.DataFrame({"effective_from": [date(2025, 7, 1), "2025-08-01"], "market": [" Brazil ", None],
+                          "currency": ["USD", 5], "category": ["utility", "utility"], "tier_from": [1, "a"],
+                          "tier_to": [5.0, None], "rate": ["0.1", None], "version": [" v ", ""],
+                          "source": [None, "s"]})
+    r = normalise_rates(rates)
+    assert r["effective_from"].tolist() == [pd.Timestamp("2025-07-01"), pd.Timestamp("2025-08-01")]
+    assert r["market"].tolist() == ["Brazil", ""] and r["currency"].tolist() == ["USD", "5"]
+    assert r["tier_from"].tolist() == [1, pd.NA] and r["tier_to"].tolist() == [5, pd.NA]
+    assert r["rate"].tolist()[0] == 0.1 and np.isnan(r["rate"].tolist()[1])
+    assert r["version"].tolist() == [" v ", "2025-08-01"] and r["source"].tolist() == ["", "s"]
+    assert [str(r[c].dtype) for c in ("market", "version", "source", "tier_from", "rate")] == [
+        "str", "str", "str", "Int64", "float64"]
+    # the table keeps the rows with a rate; its version label is the row's own
+    table = RateTable(rates)
+    assert table.row_version_label.tolist() == [" v "] and table.row_tier.tolist() == ["1:5"]
