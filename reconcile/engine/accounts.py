@@ -33,6 +33,7 @@ from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateTable
 from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
+from .sorting import _radix_sort_range
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
@@ -290,8 +291,7 @@ class UnitArrays:
     def __init__(self, raw: RawColumns, keep: np.ndarray, month: tuple[np.ndarray, list[str]]):
         self.raw = raw
         t = raw.instants("opened_at")[keep]
-        self._kept_ids = raw.strings("opening_message_id", keep)
-        order = _order_by_instant(t, self._kept_ids)
+        order = _order_by_instant(t, lambda rows: raw.strings("opening_message_id", keep[rows]))
         self._keep, self._order = keep, order
         self.pos = keep[order]
         self.n = len(self.pos)
@@ -330,8 +330,8 @@ class UnitArrays:
         return self._phone
 
     def ids(self, rows) -> pa.Array:
-        """Opening message ids of the units ``rows``."""
-        return self._kept_ids.take(pa.array(self._order[rows]))
+        """Opening message ids of the units ``rows`` (one gather from the raw column)."""
+        return self.raw.strings("opening_message_id", self.pos[rows])
 
     def currency(self, rows=None) -> np.ndarray:
         """Object array of the account currency of each unit (of ``rows``)."""
@@ -433,14 +433,28 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
     return np.asarray(order, dtype=np.int64)
 
 
-def _order_by_instant(t: np.ndarray, ids: pa.Array) -> np.ndarray:
-    """Stable order of rows by instant (NaT last), then id: one integer argsort, the rows tied on the
-    instant (rare) reordered by id."""
+def _order_by_instant(t: np.ndarray, ids_of: Callable[[np.ndarray], pa.Array]) -> np.ndarray:
+    """Stable order of rows by instant (NaT last), then id (``ids_of(rows)``: the ids of those rows):
+    one integer radix sort, the rows tied on the instant (rare) reordered by id."""
     if len(t) < 2 or int(t.max()) == np.iinfo(np.int64).max:
-        return _sort_order([pa.array(t, mask=t == _NAT), ids])
+        return _sort_order([pa.array(t, mask=t == _NAT), ids_of(np.arange(len(t)))])
     key = np.where(t == _NAT, np.iinfo(np.int64).max, t) if int(t.min()) == _NAT else t
-    order = np.argsort(key)
-    return _break_ties(order, [key[order]], lambda rows: ids.take(pa.array(rows)))
+    order = _radix_order(key)
+    return _break_ties(order, [key[order]], ids_of)
+
+
+def _radix_order(key: np.ndarray) -> np.ndarray:
+    """Stable ascending order of int64 ``key``: the compiled LSD radix sort of :mod:`.sorting` over the
+    offsets from the minimum (linear; numpy sorts int64 by comparisons, ~4x slower on 100K instants)."""
+    n = len(key)
+    order = np.arange(n, dtype=np.int64)
+    if n < 2:
+        return order
+    offsets = key.view(np.uint64) - np.uint64(int(key.min()) % (1 << 64))     # wraps: exact differences
+    bits = int(offsets.max()).bit_length()
+    if bits:
+        _radix_sort_range(offsets, order, np.int64(bits), np.int64(0), np.int64(n))
+    return order
 
 
 def _break_ties(order: np.ndarray, sorted_keys: list[np.ndarray],
