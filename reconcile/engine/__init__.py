@@ -87,6 +87,7 @@ def load_kernels() -> None:
     from ..conservation import load_kernels as load_conservation_kernels
     from ..io.instants import load_kernels as load_instant_kernels
     from . import strategies as S
+    from .accounts import load_kernels as load_account_kernels
     from .hashing import repeated_candidates
     from .sorting import warm_up as load_prepare_kernels
     from .windows import coverage_codes, window_pass
@@ -95,6 +96,7 @@ def load_kernels() -> None:
     load_prepare_kernels()
     load_conservation_kernels()
     load_instant_kernels()
+    load_account_kernels()
     i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
     sw = S.regime_switches()
     window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,

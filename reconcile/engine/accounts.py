@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, Period
 from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateTable
+from .buffers import read_only
 from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
 from .sorting import _radix_sort_range
 
@@ -503,18 +505,27 @@ def _distinct(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _rank_within(mask: np.ndarray, scope: list[_Codes]) -> np.ndarray:
     """1-based rank of each masked unit within its scope (equal codes), in delivery order (the order
-    of the arrays, rule book section 0 "Ties"); 0 for unmasked units."""
-    rank = np.zeros(len(mask), dtype=np.int64)
-    rows = np.flatnonzero(mask)
-    if len(rows) == 0:
-        return rank
-    key = _combined([part.codes[rows] for part in scope], [len(part.names) for part in scope])
-    if int(key.max()) >= _DENSE_KEY_FACTOR * len(key):          # sparse keys: dense codes for bincount
+    of the arrays, rule book section 0 "Ties"); 0 for unmasked units: one compiled pass counting the
+    masked units of each scope so far (no sort)."""
+    if not mask.any():
+        return np.zeros(len(mask), dtype=np.int64)
+    key = _combined([part.codes for part in scope], [len(part.names) for part in scope])
+    if int(key.max()) >= _DENSE_KEY_FACTOR * len(key):          # sparse keys: dense codes for the counters
         key = _distinct([key])[1]
-    order = _stable_order(key)
-    size = np.bincount(key)
-    start = np.cumsum(size) - size                              # first sorted position of each scope
-    rank[rows[order]] = np.arange(1, len(rows) + 1) - start[key[order]]
+    return _running_ranks(read_only(mask, np.bool_), read_only(key, np.int64), np.int64(int(key.max()) + 1))
+
+
+@njit(cache=True, nogil=True)
+def _running_ranks(mask, key, n_keys):
+    """Per row: 0 where not ``mask``, else the number of masked rows up to it (itself included) with
+    its ``key`` (keys ``0 .. n_keys - 1``)."""
+    rank = np.zeros(mask.shape[0], np.int64)
+    seen = np.zeros(n_keys, np.int64)
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            k = key[i]
+            seen[k] += 1
+            rank[i] = seen[k]
     return rank
 
 
@@ -719,6 +730,12 @@ def _report_missing_rates(u: UnitArrays, rows: np.ndarray, has_version: np.ndarr
               + " currency=" + first["currency"] + " (first unit: " + pd.Series(why, index=first.index) + ")")
     quality.add_many("error", "missing_rate", source="rate_card", column="rate",
                      message_id=first["opening_message_id"].to_numpy(), detail=detail.to_numpy())
+
+
+def load_kernels() -> None:
+    """Compile (first time after an install) or load from numba's cache this module's kernel (for
+    :func:`reconcile.engine.load_kernels`)."""
+    _rank_within(np.ones(1, dtype=bool), [_Codes(np.zeros(1, dtype=_CODE), [""])])
 
 
 # --------------------------------------------------------------------------- lookback

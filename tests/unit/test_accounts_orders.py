@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from reconcile.engine.accounts import _NAT, _order_by_instant, _radix_order
+from reconcile.engine.accounts import _NAT, _Codes, _order_by_instant, _radix_order, _rank_within
 
 _MAX = np.iinfo(np.int64).max
 
@@ -29,3 +29,15 @@ def test_order_by_instant_nat_last_and_ties_by_id_then_row():
         return ids.take(pa.array(rows))
     assert _order_by_instant(t, ids_of).tolist() == [5, 2, 3, 0, 4, 1]
     assert asked == [[2, 5, 0, 3, 4]]          # the strings of the tied rows only
+
+
+def test_rank_within_counts_masked_units_per_scope_in_delivery_order():
+    account = _Codes(np.array([0, 1, 0, 0, 1, 0], dtype=np.int32), ["W1", "W2"])
+    month = _Codes(np.array([0, 0, 0, 1, 0, 0], dtype=np.int32), ["2025-06", "2025-07"])
+    mask = np.array([True, True, False, True, True, True])
+    # scopes: (W1, 06) rows 0, 2 (masked out), 5; (W2, 06) rows 1, 4; (W1, 07) row 3
+    assert _rank_within(mask, [account, month]).tolist() == [1, 1, 0, 1, 2, 2]
+    assert _rank_within(np.zeros(6, dtype=bool), [account, month]).tolist() == [0] * 6
+    # sparse keys (many names) are made dense first: the same ranks
+    wide = _Codes(np.array([0, 90_000, 0, 5, 90_000, 0], dtype=np.int32), [str(i) for i in range(90_001)])
+    assert _rank_within(mask, [wide]).tolist() == [1, 1, 0, 1, 2, 2]
