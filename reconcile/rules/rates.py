@@ -24,6 +24,9 @@ _DAY_OFFSET = np.int64(1) << np.int64(30)
 _NO_TIER_FROM = 0          # an untiered row covers every rank >= 0
 _OPEN_TIER_TO = np.iinfo(np.int64).max
 _GROUP_COLUMNS = ("market", "category", "currency")
+#: most entries of the tier-row table (versions x distinct tier_from values); past it, tier rows are
+#: found by bisection
+_TIER_TABLE_MAX = 1 << 20
 
 
 def _as_days(values) -> np.ndarray:
@@ -142,6 +145,7 @@ class RateTable:
         self._version_rows = np.searchsorted(version_id[order], np.arange(len(self._version_keys) + 1))
         self._row_from = tfrom[order]
         self._row_to = tto[order]
+        self._froms, self._tier_table = _tier_table(self._row_from, version_id[order], self._version_rows)
         # per tier row (the row numbers :meth:`tier_row` returns): rate, version label, tier label
         self.row_rate = r["rate"][order]
         self.row_version_label = r["version"][order]
@@ -209,6 +213,10 @@ class RateTable:
             return np.full(n, -1, dtype=np.int64)
         rank = np.asarray(rank, dtype=np.int64)
         has = version >= 0
+        if self._tier_table is not None:          # one lookup by (version, distinct tier_from <= rank)
+            below = np.searchsorted(self._froms, rank, side="right")
+            idx = self._tier_table.take(np.where(has, version * (len(self._froms) + 1) + below, -1))
+            return np.where((idx >= 0) & (rank <= self._row_to.take(np.maximum(idx, 0))), idx, -1)
         v = np.where(has, version, 0)
         lo = np.where(has, self._version_rows[v], 0)
         hi = np.where(has, self._version_rows[v + 1], 0)
@@ -234,6 +242,24 @@ class RateTable:
     def has_rate(self, market, category, currency, local_date) -> np.ndarray:
         """True where some version of ``(market, category, currency)`` is in force at the date."""
         return self.version_index(market, category, currency, local_date) >= 0
+
+
+def _tier_table(row_from: np.ndarray, row_version: np.ndarray, version_rows: np.ndarray):
+    """The distinct ``tier_from`` values (ascending) and, when small (at most :data:`_TIER_TABLE_MAX`
+    entries), a table of the tier row per ``(version, number of distinct tier_from <= rank)``: entry
+    ``version * (len(froms) + 1) + below`` is the version's last row with ``tier_from`` among the
+    ``below`` smallest (-1 when none; the last entry, -1, serves probes without a version). Rows are
+    sorted by (version, tier_from): one search over the combinations builds it."""
+    froms = np.unique(row_from)
+    width = len(froms) + 1
+    n_versions = len(version_rows) - 1
+    if n_versions * width > _TIER_TABLE_MAX:
+        return froms, None
+    row_key = row_version * width + np.searchsorted(froms, row_from)          # ascending
+    probe = np.arange(n_versions * width, dtype=np.int64)
+    last = np.searchsorted(row_key, probe - 1, side="right") - 1              # last row key < probe
+    table = np.where(last >= np.repeat(version_rows[:-1], width), last, -1)
+    return froms, np.append(table, -1).astype(np.int64)
 
 
 def _last_at_most(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.ndarray) -> np.ndarray:

@@ -102,3 +102,22 @@ def test_normalise_untyped_columns_strips_group_strings_only_and_fills_versions(
     # the table keeps the rows with a rate; its version label is the row's own
     table = RateTable(rates)
     assert table.row_version_label.tolist() == [" v "] and table.row_tier.tolist() == ["1:5"]
+
+
+def test_tier_rows_by_table_and_by_bisection_agree(monkeypatch):
+    import reconcile.rules.rates as rates_module
+    rates = _rates([(date(2025, 7, 1), "Brazil", "USD", "authentication", 1, 2, 0.02),
+                    (date(2025, 7, 1), "Brazil", "USD", "authentication", 5, 6, 0.01),
+                    (date(2025, 7, 1), "Brazil", "USD", "authentication", 5, 9, 0.03),     # same from, wider
+                    (date(2025, 8, 1), "Brazil", "USD", "authentication", None, None, 0.04),
+                    (date(2025, 7, 1), "India", "USD", "authentication", 3, None, 0.05)])
+    version = np.array([0, 0, 0, 0, 0, 1, 2, 2, -1, 0])
+    rank = np.array([1, 2, 3, 5, 9, 100, 2, 3, 1, 10])
+    # version 0 (Brazil 07-01): rows 0 (1:2), 1 (5:6), 2 (5:9); version 1 (Brazil 08-01): row 3; version 2: row 4
+    expected = [0, 0, -1, 2, 2, 3, -1, 4, -1, -1]
+    table = RateTable(rates)
+    assert table._tier_table is not None and table.tier_row(version, rank).tolist() == expected
+    monkeypatch.setattr(rates_module, "_TIER_TABLE_MAX", 0)
+    bisection = RateTable(rates)
+    assert bisection._tier_table is None and bisection.tier_row(version, rank).tolist() == expected
+    assert table.row_tier.tolist() == ["1:2", "5:6", "5:9", "", "3:"]
