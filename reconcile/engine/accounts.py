@@ -19,6 +19,7 @@ units of the period, ``Categorical`` ones are used through their codes (no strin
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -35,14 +36,16 @@ from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateTable
 from .buffers import read_only
 from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
-from .sorting import _radix_sort_range
+from .sorting import _pool, _radix_sort_range
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
 #: minimum history before the period start, in days, below which ``short_lookback`` is reported (section 0)
 MIN_LOOKBACK_DAYS = 7
-#: output string columns copied from the raw units as they are (one gather each, in the final order)
+#: output string columns copied from the raw units as they are (one gather each, in the final order);
+#: the first ones (``str`` in the raw units: Arrow gathers of the strings) in a second thread
 _COPIED_STRING_COLUMNS = ("phone_number_id", "user_wa_id", "country", "era", "timezone")
+_COPIED_IN_SECOND_THREAD = 2
 _NAT = np.iinfo(np.int64).min
 #: dtype of the codes of a string column (few names; half the memory of int64 for the unit arrays). Tables
 #: are read by code with ``table.take(codes)``: numpy's ``table[codes]`` first converts non-intp indices
@@ -80,6 +83,7 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     _join_accounts(u, accounts, quality)
 
     apply_authentication_international(u, table)
+    u.start_frame()                    # categories final: unit ids and the final order are known
     apply_service_free(u, regimes)
     apply_free_tier(u, regimes)
     apply_service_allowance(u, regimes)
@@ -307,6 +311,7 @@ class UnitArrays:
         self.pricing_model = self._codes("pricing_model")
         self.market = self._codes("market")
         self._phone = None
+        self._started = None            # (final order, its raw rows, the second thread's columns): start_frame
         # per account name (index = waba code): set by _join_accounts
         self.currency_of: list[str] = []
         self.business_country_of: list[str] = []
@@ -367,24 +372,18 @@ class UnitArrays:
 
     def frame(self) -> pd.DataFrame:
         """The units as the output frame: ``UNIT_COLUMNS + EXTRA_UNIT_COLUMNS`` in ``UNIT_ORDER``,
-        every column gathered once."""
-        f = self.final_order()
-        rows = self.pos[f]
+        every column gathered once (the costliest string columns in a second thread: :meth:`start_frame`)."""
+        f, rows, second = self._started or self._start_text_columns()
         raw = self.raw
-        ids = self.ids(f)
-        category = self.category.arrow(f)
         accounts = self.waba.codes[f]
         rate = self.rate[f]
         out = {
-            "unit_id": str_series(_unit_ids(ids, category)),
             "waba_id": self.waba.column(f),
             "market": self.market.column(f),
             "pricing_model": self.pricing_model.column(f),
-            "category": str_series(category),
             "pricing_type": self.pricing_type.column(f),
             "opened_at": _utc(self.opened[f]),
             "expires_at": _utc(raw.instants("expires_at")[rows]),
-            "opening_message_id": str_series(ids),
             "message_count": raw.integers("message_count", fill_missing=True)[rows],
             "billing_month": self.month.column(f),
             "tier": self.tier.column(f),
@@ -397,9 +396,37 @@ class UnitArrays:
             "tier_rank": self.tier_rank[f],
             "rate_version": self.rate_version.column(f),
         }
-        for c in _COPIED_STRING_COLUMNS:
+        for c in _COPIED_STRING_COLUMNS[_COPIED_IN_SECOND_THREAD:]:
             out[c] = str_series(raw.strings(c, rows))
+        out.update(second.result())
         return pd.DataFrame(out, columns=UNIT_COLUMNS + EXTRA_UNIT_COLUMNS, copy=False)   # fresh arrays: no block copies
+
+    def start_frame(self) -> None:
+        """Fix the final order and start building the costliest string columns of :meth:`frame` in a
+        second thread, while this one goes on with the passes that leave categories (hence unit ids
+        and the order) unchanged."""
+        self._started = self._start_text_columns()
+
+    def _start_text_columns(self) -> tuple[np.ndarray, np.ndarray, Future]:
+        """The final order, its raw rows and the future of :meth:`_id_and_text_columns` (Arrow gathers
+        and joins, which release the GIL) run in a second thread; the raw string columns that thread
+        reads are resolved here first."""
+        f = self.final_order()
+        rows = self.pos[f]
+        for c in ("opening_message_id",) + _COPIED_STRING_COLUMNS[:_COPIED_IN_SECOND_THREAD]:
+            self.raw._string_column(c)
+        return f, rows, _pool().submit(self._id_and_text_columns, f, rows)
+
+    def _id_and_text_columns(self, f: np.ndarray, rows: np.ndarray) -> dict[str, pd.Series]:
+        """``unit_id``, ``opening_message_id``, ``category`` and the first copied string columns of the
+        units ``f`` (raw rows ``rows``) for :meth:`frame`."""
+        ids = self.ids(f)
+        category = self.category.arrow(f)
+        out = {"unit_id": str_series(_unit_ids(ids, category)), "opening_message_id": str_series(ids),
+               "category": str_series(category)}
+        for c in _COPIED_STRING_COLUMNS[:_COPIED_IN_SECOND_THREAD]:
+            out[c] = str_series(self.raw.strings(c, rows))
+        return out
 
 
 def _unit_ids(ids: pa.Array, category: pa.Array) -> pa.Array:
