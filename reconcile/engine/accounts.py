@@ -42,10 +42,8 @@ from .sorting import _pool, _radix_sort_range
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
 #: minimum history before the period start, in days, below which ``short_lookback`` is reported (section 0)
 MIN_LOOKBACK_DAYS = 7
-#: output string columns copied from the raw units as they are (one gather each, in the final order);
-#: the first ones (``str`` in the raw units: Arrow gathers of the strings) in a second thread
+#: output string columns copied from the raw units as they are (one gather each, in the final order)
 _COPIED_STRING_COLUMNS = ("phone_number_id", "user_wa_id", "country", "era", "timezone")
-_COPIED_IN_SECOND_THREAD = 2
 _NAT = np.iinfo(np.int64).min
 #: dtype of the codes of a string column (few names; half the memory of int64 for the unit arrays). Tables
 #: are read by code with ``table.take(codes)``: numpy's ``table[codes]`` first converts non-intp indices
@@ -396,8 +394,6 @@ class UnitArrays:
             "tier_rank": self.tier_rank[f],
             "rate_version": self.rate_version.column(f),
         }
-        for c in _COPIED_STRING_COLUMNS[_COPIED_IN_SECOND_THREAD:]:
-            out[c] = str_series(raw.strings(c, rows))
         out.update(second.result())
         return pd.DataFrame(out, columns=UNIT_COLUMNS + EXTRA_UNIT_COLUMNS, copy=False)   # fresh arrays: no block copies
 
@@ -413,18 +409,18 @@ class UnitArrays:
         reads are resolved here first."""
         f = self.final_order()
         rows = self.pos[f]
-        for c in ("opening_message_id",) + _COPIED_STRING_COLUMNS[:_COPIED_IN_SECOND_THREAD]:
+        for c in ("opening_message_id",) + _COPIED_STRING_COLUMNS:
             self.raw._string_column(c)
         return f, rows, _pool().submit(self._id_and_text_columns, f, rows)
 
     def _id_and_text_columns(self, f: np.ndarray, rows: np.ndarray) -> dict[str, pd.Series]:
-        """``unit_id``, ``opening_message_id``, ``category`` and the first copied string columns of the
-        units ``f`` (raw rows ``rows``) for :meth:`frame`."""
+        """``unit_id``, ``opening_message_id``, ``category`` and the copied string columns of the units
+        ``f`` (raw rows ``rows``) for :meth:`frame`."""
         ids = self.ids(f)
         category = self.category.arrow(f)
         out = {"unit_id": str_series(_unit_ids(ids, category)), "opening_message_id": str_series(ids),
                "category": str_series(category)}
-        for c in _COPIED_STRING_COLUMNS[:_COPIED_IN_SECOND_THREAD]:
+        for c in _COPIED_STRING_COLUMNS:
             out[c] = str_series(self.raw.strings(c, rows))
         return out
 
