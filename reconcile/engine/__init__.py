@@ -119,7 +119,8 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
         parts = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary
     codes, names = parts
     first = first_instants(codes, len(names), *(_utc_ns(messages[c]) for c in ("sent_at", "delivered_at", "read_at")))
-    present = np.bincount(codes[codes >= 0], minlength=len(names)) > 0
+    counted = codes if len(codes) == 0 or int(codes.min()) >= 0 else codes[codes >= 0]   # -1: no account
+    present = np.bincount(counted, minlength=len(names)) > 0
     out = pd.Series(first.view("M8[ns]"), index=names.to_pylist())[present]
     return out.dt.tz_localize("UTC").sort_index()
 

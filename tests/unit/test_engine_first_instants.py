@@ -24,6 +24,9 @@ def test_earliest_instant_per_account_for_every_instant_dtype():
                          index=["W1", "W2", "W3"]).dt.tz_localize("UTC")
     for unit, tz in (("ns", "UTC"), ("us", "UTC"), ("ns", None), ("ns", "America/Sao_Paulo")):
         got = _first_instant_per_account(_messages(unit, tz))
+        without_account = _messages(unit, tz)
+        without_account.loc[1, "waba_id"] = None               # W1's only row: W1 is no longer present
+        assert "W1" not in _first_instant_per_account(without_account).index
         if tz == "America/Sao_Paulo":          # the same wall times, 3 hours later in UTC
             assert got.index.tolist() == ["W1", "W2", "W3"]
             assert got["W1"] == pd.Timestamp("2025-07-02 02:59", tz="UTC")
