@@ -7,9 +7,10 @@ rank (rule book sections 1 and 4). A missing rate is ``NaN``, never 0.
 
 Everything here is vectorised: a probe's ``(market, category, currency)`` is matched to a group by
 integer codes, its version by a bisection among the group's versions (ordered by day) and its tier row
-by a bisection among the version's rows (ordered by ``tier_from``); each bisection pass is one array
-operation over all probes, and the few versions per group and rows per version keep the passes few.
-No Python loop runs per unit.
+by one lookup in a table per (version, number of distinct ``tier_from`` <= the rank) built with the
+card (a bisection among the version's rows when that table would be large); each bisection pass is one
+array operation over all probes, and the few versions per group and rows per version keep the passes
+few. No Python loop runs per unit.
 """
 from __future__ import annotations
 
