@@ -12,10 +12,13 @@ more than one key at a time, in this order:
 6. volume-tier ranks (sections 1, 4): :func:`tier_ranks`;
 7. rates (section 0 "Rates"): :func:`price_units`, missing rates reported as ``missing_rate``.
 
-Every pass is vectorised (integer sorts, group counts, lookups per distinct combination of codes); the
-only loops are over regimes, accounts and the few distinct names of a column. The raw units' string
+Every pass is vectorised (integer sorts, group counts, lookups per distinct combination of codes) or a
+compiled loop over the units (the delivery order's radix sort, ranks within a scope); the only Python
+loops are over regimes, accounts and the few distinct names of a column. The raw units' string
 columns are read by position (:class:`RawColumns`): pandas ``str`` columns are encoded once for the
-units of the period, ``Categorical`` ones are used through their codes (no string is hashed).
+units of the period, ``Categorical`` ones are used through their codes (no string is hashed). The
+output's costliest string columns are gathered in a second thread while the last passes run
+(:meth:`UnitArrays.start_frame`).
 """
 from __future__ import annotations
 
