@@ -87,6 +87,7 @@ def load_kernels() -> None:
     from ..conservation import load_kernels as load_conservation_kernels
     from ..io.instants import load_kernels as load_instant_kernels
     from . import strategies as S
+    from .accounts import load_kernels as load_account_kernels
     from .hashing import repeated_candidates
     from .sorting import warm_up as load_prepare_kernels
     from .windows import coverage_codes, window_pass
@@ -95,6 +96,7 @@ def load_kernels() -> None:
     load_prepare_kernels()
     load_conservation_kernels()
     load_instant_kernels()
+    load_account_kernels()
     i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
     sw = S.regime_switches()
     window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,
@@ -108,7 +110,7 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=object)
     import pyarrow.compute as pc
 
-    from .prepare import _instants_ns, arrow_strings, category_parts
+    from .prepare import arrow_strings, category_parts
     from .sorting import first_instants
 
     parts = category_parts(messages["waba_id"])
@@ -116,7 +118,18 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
         enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
         parts = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary
     codes, names = parts
-    first = first_instants(codes, len(names), *(_instants_ns(messages[c]) for c in ("sent_at", "delivered_at", "read_at")))
-    present = np.bincount(codes[codes >= 0], minlength=len(names)) > 0
+    first = first_instants(codes, len(names), *(_utc_ns(messages[c]) for c in ("sent_at", "delivered_at", "read_at")))
+    counted = codes if len(codes) == 0 or int(codes.min()) >= 0 else codes[codes >= 0]   # -1: no account
+    present = np.bincount(counted, minlength=len(names)) > 0
     out = pd.Series(first.view("M8[ns]"), index=names.to_pylist())[present]
     return out.dt.tz_localize("UTC").sort_index()
+
+
+def _utc_ns(values: pd.Series) -> np.ndarray:
+    """int64 ns UTC of an instant column: a ``datetime64[ns, UTC]`` column (as the readers give it) read
+    without a copy, other dtypes converted by ``prepare._instants_ns``."""
+    if values.dtype == "datetime64[ns, UTC]":
+        return values.array.asi8
+    from .prepare import _instants_ns
+
+    return _instants_ns(values)

@@ -12,13 +12,17 @@ more than one key at a time, in this order:
 6. volume-tier ranks (sections 1, 4): :func:`tier_ranks`;
 7. rates (section 0 "Rates"): :func:`price_units`, missing rates reported as ``missing_rate``.
 
-Every pass is vectorised (integer sorts, group counts, lookups per distinct combination of codes); the
-only loops are over regimes, accounts and the few distinct names of a column. The raw units' string
+Every pass is vectorised (integer sorts, group counts, lookups per distinct combination of codes) or a
+compiled loop over the units (the delivery order's radix sort, ranks within a scope); the only Python
+loops are over regimes, accounts and the few distinct names of a column. The raw units' string
 columns are read by position (:class:`RawColumns`): pandas ``str`` columns are encoded once for the
-units of the period, ``Categorical`` ones are used through their codes (no string is hashed).
+units of the period, ``Categorical`` ones are used through their codes (no string is hashed). The
+output's costliest string columns are gathered in a second thread while the last passes run
+(:meth:`UnitArrays.start_frame`).
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -27,12 +31,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from ..contracts import FREE_PRICING_TYPES, PRICING_TYPES, UNIT_COLUMNS, Period
 from ..quality import QualityLog
 from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateTable
+from .buffers import read_only
 from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
+from .sorting import _pool, _radix_sort_range
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
@@ -77,6 +84,7 @@ def finalize_units(raw_units: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Da
     _join_accounts(u, accounts, quality)
 
     apply_authentication_international(u, table)
+    u.start_frame()                    # categories final: unit ids and the final order are known
     apply_service_free(u, regimes)
     apply_free_tier(u, regimes)
     apply_service_allowance(u, regimes)
@@ -290,8 +298,7 @@ class UnitArrays:
     def __init__(self, raw: RawColumns, keep: np.ndarray, month: tuple[np.ndarray, list[str]]):
         self.raw = raw
         t = raw.instants("opened_at")[keep]
-        self._kept_ids = raw.strings("opening_message_id", keep)
-        order = _order_by_instant(t, self._kept_ids)
+        order = _order_by_instant(t, lambda rows: raw.strings("opening_message_id", keep[rows]))
         self._keep, self._order = keep, order
         self.pos = keep[order]
         self.n = len(self.pos)
@@ -305,6 +312,7 @@ class UnitArrays:
         self.pricing_model = self._codes("pricing_model")
         self.market = self._codes("market")
         self._phone = None
+        self._started = None            # (final order, its raw rows, the second thread's columns): start_frame
         # per account name (index = waba code): set by _join_accounts
         self.currency_of: list[str] = []
         self.business_country_of: list[str] = []
@@ -330,8 +338,8 @@ class UnitArrays:
         return self._phone
 
     def ids(self, rows) -> pa.Array:
-        """Opening message ids of the units ``rows``."""
-        return self._kept_ids.take(pa.array(self._order[rows]))
+        """Opening message ids of the units ``rows`` (one gather from the raw column)."""
+        return self.raw.strings("opening_message_id", self.pos[rows])
 
     def currency(self, rows=None) -> np.ndarray:
         """Object array of the account currency of each unit (of ``rows``)."""
@@ -365,24 +373,18 @@ class UnitArrays:
 
     def frame(self) -> pd.DataFrame:
         """The units as the output frame: ``UNIT_COLUMNS + EXTRA_UNIT_COLUMNS`` in ``UNIT_ORDER``,
-        every column gathered once."""
-        f = self.final_order()
-        rows = self.pos[f]
+        every column gathered once (the costliest string columns in a second thread: :meth:`start_frame`)."""
+        f, rows, second = self._started or self._start_text_columns()
         raw = self.raw
-        ids = self.ids(f)
-        category = self.category.arrow(f)
         accounts = self.waba.codes[f]
         rate = self.rate[f]
         out = {
-            "unit_id": str_series(_unit_ids(ids, category)),
             "waba_id": self.waba.column(f),
             "market": self.market.column(f),
             "pricing_model": self.pricing_model.column(f),
-            "category": str_series(category),
             "pricing_type": self.pricing_type.column(f),
             "opened_at": _utc(self.opened[f]),
             "expires_at": _utc(raw.instants("expires_at")[rows]),
-            "opening_message_id": str_series(ids),
             "message_count": raw.integers("message_count", fill_missing=True)[rows],
             "billing_month": self.month.column(f),
             "tier": self.tier.column(f),
@@ -395,9 +397,35 @@ class UnitArrays:
             "tier_rank": self.tier_rank[f],
             "rate_version": self.rate_version.column(f),
         }
-        for c in _COPIED_STRING_COLUMNS:
-            out[c] = str_series(raw.strings(c, rows))
+        out.update(second.result())
         return pd.DataFrame(out, columns=UNIT_COLUMNS + EXTRA_UNIT_COLUMNS, copy=False)   # fresh arrays: no block copies
+
+    def start_frame(self) -> None:
+        """Fix the final order and start building the costliest string columns of :meth:`frame` in a
+        second thread, while this one goes on with the passes that leave categories (hence unit ids
+        and the order) unchanged."""
+        self._started = self._start_text_columns()
+
+    def _start_text_columns(self) -> tuple[np.ndarray, np.ndarray, Future]:
+        """The final order, its raw rows and the future of :meth:`_id_and_text_columns` (Arrow gathers
+        and joins, which release the GIL) run in a second thread; the raw string columns that thread
+        reads are resolved here first."""
+        f = self.final_order()
+        rows = self.pos[f]
+        for c in ("opening_message_id",) + _COPIED_STRING_COLUMNS:
+            self.raw._string_column(c)
+        return f, rows, _pool().submit(self._id_and_text_columns, f, rows)
+
+    def _id_and_text_columns(self, f: np.ndarray, rows: np.ndarray) -> dict[str, pd.Series]:
+        """``unit_id``, ``opening_message_id``, ``category`` and the copied string columns of the units
+        ``f`` (raw rows ``rows``) for :meth:`frame`."""
+        ids = self.ids(f)
+        category = self.category.arrow(f)
+        out = {"unit_id": str_series(_unit_ids(ids, category)), "opening_message_id": str_series(ids),
+               "category": str_series(category)}
+        for c in _COPIED_STRING_COLUMNS:
+            out[c] = str_series(self.raw.strings(c, rows))
+        return out
 
 
 def _unit_ids(ids: pa.Array, category: pa.Array) -> pa.Array:
@@ -433,14 +461,28 @@ def _sort_order(keys: list[pa.Array]) -> np.ndarray:
     return np.asarray(order, dtype=np.int64)
 
 
-def _order_by_instant(t: np.ndarray, ids: pa.Array) -> np.ndarray:
-    """Stable order of rows by instant (NaT last), then id: one integer argsort, the rows tied on the
-    instant (rare) reordered by id."""
+def _order_by_instant(t: np.ndarray, ids_of: Callable[[np.ndarray], pa.Array]) -> np.ndarray:
+    """Stable order of rows by instant (NaT last), then id (``ids_of(rows)``: the ids of those rows):
+    one integer radix sort, the rows tied on the instant (rare) reordered by id."""
     if len(t) < 2 or int(t.max()) == np.iinfo(np.int64).max:
-        return _sort_order([pa.array(t, mask=t == _NAT), ids])
+        return _sort_order([pa.array(t, mask=t == _NAT), ids_of(np.arange(len(t)))])
     key = np.where(t == _NAT, np.iinfo(np.int64).max, t) if int(t.min()) == _NAT else t
-    order = np.argsort(key)
-    return _break_ties(order, [key[order]], lambda rows: ids.take(pa.array(rows)))
+    order = _radix_order(key)
+    return _break_ties(order, [key[order]], ids_of)
+
+
+def _radix_order(key: np.ndarray) -> np.ndarray:
+    """Stable ascending order of int64 ``key``: the compiled LSD radix sort of :mod:`.sorting` over the
+    offsets from the minimum (linear; numpy sorts int64 by comparisons, ~4x slower on 100K instants)."""
+    n = len(key)
+    order = np.arange(n, dtype=np.int64)
+    if n < 2:
+        return order
+    offsets = key.view(np.uint64) - np.uint64(int(key.min()) % (1 << 64))     # wraps: exact differences
+    bits = int(offsets.max()).bit_length()
+    if bits:
+        _radix_sort_range(offsets, order, np.int64(bits), np.int64(0), np.int64(n))
+    return order
 
 
 def _break_ties(order: np.ndarray, sorted_keys: list[np.ndarray],
@@ -489,18 +531,27 @@ def _distinct(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def _rank_within(mask: np.ndarray, scope: list[_Codes]) -> np.ndarray:
     """1-based rank of each masked unit within its scope (equal codes), in delivery order (the order
-    of the arrays, rule book section 0 "Ties"); 0 for unmasked units."""
-    rank = np.zeros(len(mask), dtype=np.int64)
-    rows = np.flatnonzero(mask)
-    if len(rows) == 0:
-        return rank
-    key = _combined([part.codes[rows] for part in scope], [len(part.names) for part in scope])
-    if int(key.max()) >= _DENSE_KEY_FACTOR * len(key):          # sparse keys: dense codes for bincount
+    of the arrays, rule book section 0 "Ties"); 0 for unmasked units: one compiled pass counting the
+    masked units of each scope so far (no sort)."""
+    if not mask.any():
+        return np.zeros(len(mask), dtype=np.int64)
+    key = _combined([part.codes for part in scope], [len(part.names) for part in scope])
+    if int(key.max()) >= _DENSE_KEY_FACTOR * len(key):          # sparse keys: dense codes for the counters
         key = _distinct([key])[1]
-    order = _stable_order(key)
-    size = np.bincount(key)
-    start = np.cumsum(size) - size                              # first sorted position of each scope
-    rank[rows[order]] = np.arange(1, len(rows) + 1) - start[key[order]]
+    return _running_ranks(read_only(mask, np.bool_), read_only(key, np.int64), np.int64(int(key.max()) + 1))
+
+
+@njit(cache=True, nogil=True)
+def _running_ranks(mask, key, n_keys):
+    """Per row: 0 where not ``mask``, else the number of masked rows up to it (itself included) with
+    its ``key`` (keys ``0 .. n_keys - 1``)."""
+    rank = np.zeros(mask.shape[0], np.int64)
+    seen = np.zeros(n_keys, np.int64)
+    for i in range(mask.shape[0]):
+        if mask[i]:
+            k = key[i]
+            seen[k] += 1
+            rank[i] = seen[k]
     return rank
 
 
@@ -705,6 +756,12 @@ def _report_missing_rates(u: UnitArrays, rows: np.ndarray, has_version: np.ndarr
               + " currency=" + first["currency"] + " (first unit: " + pd.Series(why, index=first.index) + ")")
     quality.add_many("error", "missing_rate", source="rate_card", column="rate",
                      message_id=first["opening_message_id"].to_numpy(), detail=detail.to_numpy())
+
+
+def load_kernels() -> None:
+    """Compile (first time after an install) or load from numba's cache this module's kernel (for
+    :func:`reconcile.engine.load_kernels`)."""
+    _rank_within(np.ones(1, dtype=bool), [_Codes(np.zeros(1, dtype=_CODE), [""])])
 
 
 # --------------------------------------------------------------------------- lookback

@@ -7,9 +7,10 @@ rank (rule book sections 1 and 4). A missing rate is ``NaN``, never 0.
 
 Everything here is vectorised: a probe's ``(market, category, currency)`` is matched to a group by
 integer codes, its version by a bisection among the group's versions (ordered by day) and its tier row
-by a bisection among the version's rows (ordered by ``tier_from``); each bisection pass is one array
-operation over all probes, and the few versions per group and rows per version keep the passes few.
-No Python loop runs per unit.
+by one lookup in a table per (version, number of distinct ``tier_from`` <= the rank) built with the
+card (a bisection among the version's rows when that table would be large); each bisection pass is one
+array operation over all probes, and the few versions per group and rows per version keep the passes
+few. No Python loop runs per unit.
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ _DAY_OFFSET = np.int64(1) << np.int64(30)
 _NO_TIER_FROM = 0          # an untiered row covers every rank >= 0
 _OPEN_TIER_TO = np.iinfo(np.int64).max
 _GROUP_COLUMNS = ("market", "category", "currency")
+#: most entries of the tier-row table (versions x distinct tier_from values); past it, tier rows are
+#: found by bisection
+_TIER_TABLE_MAX = 1 << 20
 
 
 def _as_days(values) -> np.ndarray:
@@ -39,29 +43,57 @@ def _as_days(values) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
+def _texts(values: pd.Series, strip: bool = False) -> np.ndarray:
+    """Object array of ``values`` as strings, missing → ``""`` (like ``fillna("").astype(str)``, then
+    ``.str.strip()`` when ``strip``): each distinct value converted once."""
+    codes, distinct = pd.factorize(values)
+    names = [str(v).strip() if strip else str(v) for v in distinct]
+    return np.array(names + [""], dtype=object).take(codes)
+
+
+def _tier_bounds(values: pd.Series) -> pd.arrays.IntegerArray:
+    """``tier_from`` / ``tier_to`` as nullable ``Int64`` (unreadable values missing)."""
+    return pd.array(pd.to_numeric(values, errors="coerce") if len(values) else [], dtype="Int64")
+
+
+def _versions(rates: pd.DataFrame, days: np.ndarray) -> np.ndarray:
+    """Object array of the ``version`` per row: the ISO ``effective_from`` (``days``) where absent or
+    empty (formatted for those rows only)."""
+    out = _texts(rates["version"]) if "version" in rates.columns else np.full(len(rates), "", dtype=object)
+    empty = out == ""
+    if empty.any():
+        iso = pd.Series(days[empty].astype("datetime64[D]").astype("datetime64[ns]")).dt.strftime("%Y-%m-%d")
+        out[empty] = iso.to_numpy(object)
+    return out
+
+
+def _rate_columns(rates: pd.DataFrame) -> dict:
+    """The normalised rate columns as arrays (see :func:`normalise_rates`): ``day`` (int64 days of
+    ``effective_from``), ``market`` / ``currency`` / ``category`` (stripped strings), ``tier_from`` /
+    ``tier_to`` (``Int64``), ``rate`` (float64) and ``version``. Built column by column without a frame:
+    :class:`RateTable` reads these arrays directly."""
+    n = len(rates)
+    day = _as_days(rates["effective_from"]) if n else np.zeros(0, dtype=np.int64)
+    rate = rates["rate"]
+    if rate.dtype != np.float64:
+        rate = pd.to_numeric(rate, errors="coerce").astype("float64")
+    out = {"day": day, **{c: _texts(rates[c], strip=True) for c in ("market", "currency", "category")},
+           **{c: _tier_bounds(rates[c]) for c in ("tier_from", "tier_to")}, "rate": rate.to_numpy()}
+    out["version"] = _versions(rates, day)
+    return out
+
+
 def normalise_rates(rates: pd.DataFrame) -> pd.DataFrame:
     """The rate frame in the shape this module uses: ``effective_from`` as naive ``datetime64[ns]``
     midnight (from ``datetime.date`` objects, strings or datetime64), ``tier_from``/``tier_to`` as
     nullable ``Int64``, ``rate`` float64, strings stripped; ``version`` filled with the ISO
     ``effective_from`` when absent or empty and ``source`` with ``""``."""
+    columns = _rate_columns(rates)
     out = rates.copy()
-    out["effective_from"] = pd.to_datetime(_as_days(out["effective_from"]).astype("datetime64[D]")).astype(
-        "datetime64[ns]") if len(out) else pd.Series(dtype="datetime64[ns]")
-    for c in ("market", "currency", "category"):
-        out[c] = out[c].fillna("").astype(str).str.strip()
-    for c in ("tier_from", "tier_to"):
-        out[c] = pd.array(pd.to_numeric(out[c], errors="coerce"), dtype="Int64") if len(out) else \
-            pd.Series(dtype="Int64")
-    out["rate"] = pd.to_numeric(out["rate"], errors="coerce").astype("float64")
-    iso = out["effective_from"].dt.strftime("%Y-%m-%d") if len(out) else pd.Series(dtype=str)
-    if "version" not in out.columns:
-        out["version"] = iso
-    else:
-        v = out["version"].fillna("").astype(str)
-        out["version"] = v.where(v != "", iso)
-    if "source" not in out.columns:
-        out["source"] = ""
-    out["source"] = out["source"].fillna("").astype(str)
+    out["effective_from"] = columns.pop("day").astype("datetime64[D]").astype("datetime64[ns]")
+    for c, values in columns.items():
+        out[c] = pd.array(values, dtype="str") if values.dtype == object else values
+    out["source"] = pd.array(_texts(rates["source"]) if "source" in rates.columns else [""] * len(rates), dtype="str")
     return out.reset_index(drop=True)
 
 
@@ -79,27 +111,29 @@ class RateTable:
     """The rate card indexed for vectorised lookups (see module docstring)."""
 
     def __init__(self, rates: pd.DataFrame):
-        r = normalise_rates(rates)
-        r = r[r["rate"].notna()].reset_index(drop=True)
+        columns = _rate_columns(rates)
+        has_rate = ~np.isnan(columns["rate"])
+        r = {c: values[has_rate] for c, values in columns.items()}
+        n = int(has_rate.sum())
         # groups: the distinct (market, category, currency), sorted; each column coded by its sorted
         # distinct values, so that the integer key orders the groups like the strings
         self._key_index: list[dict[str, int]] = []
-        key = np.zeros(len(r), dtype=np.int64)
+        key = np.zeros(n, dtype=np.int64)
         for c in _GROUP_COLUMNS:
-            names, codes = np.unique(r[c].to_numpy(dtype=object), return_inverse=True) if len(r) else \
+            names, codes = np.unique(r[c], return_inverse=True) if n else \
                 (np.array([], dtype=object), np.zeros(0, dtype=np.int64))
             self._key_index.append({name: i for i, name in enumerate(names.tolist())})
             key = key * (len(names) + 1) + codes.reshape(-1)
         self._group_keys, group_id = np.unique(key, return_inverse=True)
         group_id = group_id.reshape(-1).astype(np.int64)
-        day = _as_days(r["effective_from"]) if len(r) else np.array([], dtype=np.int64)
+        day = r["day"]
         # versions: distinct (group, effective_from), sorted
         self._version_keys, version_id = np.unique(group_id * _SHIFT + day + _DAY_OFFSET, return_inverse=True)
         version_id = version_id.reshape(-1).astype(np.int64)
         self._version_group = self._version_keys // _SHIFT
         # tier rows within each version: sorted by (version, from, to), the first of equal ones kept
-        tfrom = r["tier_from"].fillna(_NO_TIER_FROM).to_numpy(np.int64)
-        tto = r["tier_to"].astype("float64").fillna(np.inf).to_numpy()
+        tfrom = r["tier_from"].to_numpy(np.int64, na_value=_NO_TIER_FROM)
+        tto = r["tier_to"].to_numpy(np.float64, na_value=np.inf)
         order = np.lexsort((tto, tfrom, version_id))
         v, f, t = version_id[order], tfrom[order], tto[order]
         first = np.ones(len(order), dtype=bool)
@@ -112,20 +146,22 @@ class RateTable:
         self._version_rows = np.searchsorted(version_id[order], np.arange(len(self._version_keys) + 1))
         self._row_from = tfrom[order]
         self._row_to = tto[order]
+        self._froms, self._tier_table = _tier_table(self._row_from, version_id[order], self._version_rows)
         # per tier row (the row numbers :meth:`tier_row` returns): rate, version label, tier label
-        self.row_rate = r["rate"].to_numpy(np.float64)[order]
-        self.row_version_label = r["version"].to_numpy(object)[order]
+        self.row_rate = r["rate"][order]
+        self.row_version_label = r["version"][order]
         bounds = list(zip(r["tier_from"].to_numpy(object, na_value=None)[order].tolist(),
                           r["tier_to"].to_numpy(object, na_value=None)[order].tolist()))
         labels = {b: _tier_label(*b) for b in set(bounds)}           # loop over distinct tier bounds
         self.row_tier = np.array([labels[b] for b in bounds], dtype=object)
-        self._rows = (r, order, group_id, day, version_id, tfrom, tto)
+        self._rows = (rates, has_rate, order, group_id, day, version_id, tfrom, tto)
 
     @property
     def rows(self) -> pd.DataFrame:
         """The tier rows in row-number order: the normalised rate rows (with a rate; the first of equal
         ``(version, tier_from, tier_to)``) and their ``group_id``, ``day``, ``version_id``, ``_from``, ``_to``."""
-        r, order, group_id, day, version_id, tfrom, tto = self._rows
+        rates, has_rate, order, group_id, day, version_id, tfrom, tto = self._rows
+        r = normalise_rates(rates)[has_rate].reset_index(drop=True)
         return r.iloc[order].reset_index(drop=True).assign(group_id=group_id[order], day=day[order],
                                                            version_id=version_id[order], _from=tfrom[order],
                                                            _to=tto[order])
@@ -178,6 +214,10 @@ class RateTable:
             return np.full(n, -1, dtype=np.int64)
         rank = np.asarray(rank, dtype=np.int64)
         has = version >= 0
+        if self._tier_table is not None:          # one lookup by (version, distinct tier_from <= rank)
+            below = np.searchsorted(self._froms, rank, side="right")
+            idx = self._tier_table.take(np.where(has, version * (len(self._froms) + 1) + below, -1))
+            return np.where((idx >= 0) & (rank <= self._row_to.take(np.maximum(idx, 0))), idx, -1)
         v = np.where(has, version, 0)
         lo = np.where(has, self._version_rows[v], 0)
         hi = np.where(has, self._version_rows[v + 1], 0)
@@ -203,6 +243,24 @@ class RateTable:
     def has_rate(self, market, category, currency, local_date) -> np.ndarray:
         """True where some version of ``(market, category, currency)`` is in force at the date."""
         return self.version_index(market, category, currency, local_date) >= 0
+
+
+def _tier_table(row_from: np.ndarray, row_version: np.ndarray, version_rows: np.ndarray):
+    """The distinct ``tier_from`` values (ascending) and, when small (at most :data:`_TIER_TABLE_MAX`
+    entries), a table of the tier row per ``(version, number of distinct tier_from <= rank)``: entry
+    ``version * (len(froms) + 1) + below`` is the version's last row with ``tier_from`` among the
+    ``below`` smallest (-1 when none; the last entry, -1, serves probes without a version). Rows are
+    sorted by (version, tier_from): one search over the combinations builds it."""
+    froms = np.unique(row_from)
+    width = len(froms) + 1
+    n_versions = len(version_rows) - 1
+    if n_versions * width > _TIER_TABLE_MAX:
+        return froms, None
+    row_key = row_version * width + np.searchsorted(froms, row_from)          # ascending
+    probe = np.arange(n_versions * width, dtype=np.int64)
+    last = np.searchsorted(row_key, probe - 1, side="right") - 1              # last row key < probe
+    table = np.where(last >= np.repeat(version_rows[:-1], width), last, -1)
+    return froms, np.append(table, -1).astype(np.int64)
 
 
 def _last_at_most(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, probe: np.ndarray) -> np.ndarray:

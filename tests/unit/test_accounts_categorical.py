@@ -144,3 +144,13 @@ def test_vocabulary_take_matches_an_arrow_gather(names):
     assert got.type == pa.large_string()
     assert got.equals(pc.take(pa.array(names, type=pa.large_string()), pa.array(codes, type=pa.int64())))
     assert pd.Series(pd.array(got, dtype="str")).tolist() == [names[c] for c in codes]
+
+
+def test_frame_started_after_authentication_equals_frame_built_at_the_end(monkeypatch):
+    """finalize_units starts the string columns of the frame (second thread) after
+    authentication-international; a frame built in one go at the end is the same."""
+    import reconcile.engine.accounts as accounts_module
+    plain = _raw_units(400, 3)
+    expected = _run(plain, "2025-07")
+    monkeypatch.setattr(accounts_module.UnitArrays, "start_frame", lambda self: None)
+    _assert_same(_run(plain, "2025-07"), expected)

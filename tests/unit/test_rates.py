@@ -84,3 +84,40 @@ def test_normalise_and_versions_for_run_json():
     assert [(v["version"], v["rows"], v["currencies"], v["tiered_rows"]) for v in versions] == [
         ("2025-07-01", 5, ["EUR", "USD"], 3), ("2025-10-01", 1, ["USD"], 0)]
     assert versions[0]["categories"] == ["marketing", "utility"] and versions[0]["markets"] == 2
+
+
+def test_normalise_untyped_columns_strips_group_strings_only_and_fills_versions():
+    rates = pd.DataFrame({"effective_from": [date(2025, 7, 1), "2025-08-01"], "market": [" Brazil ", None],
+                          "currency": ["USD", 5], "category": ["utility", "utility"], "tier_from": [1, "a"],
+                          "tier_to": [5.0, None], "rate": ["0.1", None], "version": [" v ", ""],
+                          "source": [None, "s"]})
+    r = normalise_rates(rates)
+    assert r["effective_from"].tolist() == [pd.Timestamp("2025-07-01"), pd.Timestamp("2025-08-01")]
+    assert r["market"].tolist() == ["Brazil", ""] and r["currency"].tolist() == ["USD", "5"]
+    assert r["tier_from"].tolist() == [1, pd.NA] and r["tier_to"].tolist() == [5, pd.NA]
+    assert r["rate"].tolist()[0] == 0.1 and np.isnan(r["rate"].tolist()[1])
+    assert r["version"].tolist() == [" v ", "2025-08-01"] and r["source"].tolist() == ["", "s"]
+    assert [str(r[c].dtype) for c in ("market", "version", "source", "tier_from", "rate")] == [
+        "str", "str", "str", "Int64", "float64"]
+    # the table keeps the rows with a rate; its version label is the row's own
+    table = RateTable(rates)
+    assert table.row_version_label.tolist() == [" v "] and table.row_tier.tolist() == ["1:5"]
+
+
+def test_tier_rows_by_table_and_by_bisection_agree(monkeypatch):
+    import reconcile.rules.rates as rates_module
+    rates = _rates([(date(2025, 7, 1), "Brazil", "USD", "authentication", 1, 2, 0.02),
+                    (date(2025, 7, 1), "Brazil", "USD", "authentication", 5, 6, 0.01),
+                    (date(2025, 7, 1), "Brazil", "USD", "authentication", 5, 9, 0.03),     # same from, wider
+                    (date(2025, 8, 1), "Brazil", "USD", "authentication", None, None, 0.04),
+                    (date(2025, 7, 1), "India", "USD", "authentication", 3, None, 0.05)])
+    version = np.array([0, 0, 0, 0, 0, 1, 2, 2, -1, 0])
+    rank = np.array([1, 2, 3, 5, 9, 100, 2, 3, 1, 10])
+    # version 0 (Brazil 07-01): rows 0 (1:2), 1 (5:6), 2 (5:9); version 1 (Brazil 08-01): row 3; version 2: row 4
+    expected = [0, 0, -1, 2, 2, 3, -1, 4, -1, -1]
+    table = RateTable(rates)
+    assert table._tier_table is not None and table.tier_row(version, rank).tolist() == expected
+    monkeypatch.setattr(rates_module, "_TIER_TABLE_MAX", 0)
+    bisection = RateTable(rates)
+    assert bisection._tier_table is None and bisection.tier_row(version, rank).tolist() == expected
+    assert table.row_tier.tolist() == ["1:2", "5:6", "5:9", "", "3:"]
