@@ -44,7 +44,7 @@ def window_pass(key, t, inbound, entry_point, template, category, regime, next_b
                 strategy_of, era_of, fep_ns_of, utility_free_of, csw_ns, reply_ns, conversation_ns):
     """One pass over the sorted events. Returns per-event arrays
     ``(outcome, opener, unit_category, pricing_type, expires, free_form_outside_csw, csw_open)``;
-    inbound events keep outcome -1.
+    inbound events keep outcome -1; then the units of :func:`unit_numbers`.
     """
     n = t.shape[0]
     outcome = np.full(n, -1, np.int8)
@@ -206,7 +206,38 @@ def window_pass(key, t, inbound, entry_point, template, category, regime, next_b
                 ptype[j] = 0
             else:
                 outcome[j] = 2
-    return outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag
+    upos, opener_unit, message_count = unit_numbers(outcome, opener)
+    return outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag, upos, opener_unit, message_count
+
+
+@njit(cache=True, nogil=True)
+def unit_numbers(outcome, opener):
+    """The units of a pass, numbered in event order: ``(upos, opener_unit, message_count)`` = the event
+    position of each unit's opener (the events of outcome ``unit_opener``, each its own opener), each
+    event's opener's unit number (-1: no opener, or one that opens no unit) and each unit's number of
+    events. One pass: an opener comes no later than the events riding on it (the pass's order)."""
+    n = outcome.shape[0]
+    n_units = 0
+    for j in range(n):
+        n_units += outcome[j] == 0
+    upos = np.empty(n_units, np.int64)
+    opener_unit = np.empty(n, np.int64)
+    message_count = np.zeros(n_units, np.int64)
+    u = 0
+    for j in range(n):
+        o = opener[j]
+        if outcome[j] == 0:
+            upos[u] = j
+            v = u
+            u += 1
+        elif o >= 0 and outcome[o] == 0:
+            v = opener_unit[o]
+        else:
+            v = -1
+        opener_unit[j] = v
+        if v >= 0:
+            message_count[v] += 1
+    return upos, opener_unit, message_count
 
 
 @njit(cache=True, nogil=True)
@@ -330,7 +361,8 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     if owned:
         deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
         release_unused()
-    outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag = run_kernel(events)
+    (outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag, upos, opener_unit,
+     message_count) = run_kernel(events)
     sw = S.regime_switches()
     rows = events.rows
     message_ids = arrow_strings(deduped["message_id"])
@@ -345,13 +377,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
                                  "category, outside a free entry point window: excluded")
 
     # ---- units (event positions ``upos``; unit number of each event's opener: -1 when none)
-    upos = np.flatnonzero(outcome == S.OUT_OPENER)
-    n_units = len(upos)
     urows = rows[upos]
-    unit_of = np.full(len(rows), -1, dtype=np.int64)
-    unit_of[upos] = np.arange(n_units, dtype=np.int64)
-    opener_unit = np.where(opener >= 0, unit_of[np.maximum(opener, 0)], -1)
-    message_count = np.bincount(opener_unit[opener_unit >= 0], minlength=n_units).astype(np.int64)
     opening_ids = pc.take(message_ids, pa.array(urows))
     if opening_ids.type != pa.large_string():
         opening_ids = opening_ids.cast(pa.large_string())
@@ -425,9 +451,10 @@ def _month_codes(days: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 def _markets(uuser, urows, user_names, deduped, market_map, quality):
-    """Country and market of each unit's user: one resolution per distinct number, one finding per
-    distinct problem number (at the first unit of that number)."""
-    from ..rules.markets import resolve_each_number
+    """Country and market of each unit's user as Categoricals: one resolution per distinct number
+    (codes, :func:`~reconcile.rules.markets.resolve_number_codes`), one finding per distinct problem
+    number (at the first unit of that number)."""
+    from ..rules.markets import PROBLEMS, resolve_number_codes
 
     if len(uuser) == 0:
         return pd.Series([], dtype="str"), pd.Series([], dtype="str")
@@ -435,28 +462,24 @@ def _markets(uuser, urows, user_names, deduped, market_map, quality):
     present[uuser] = True
     distinct = np.flatnonzero(present)
     inv = (np.cumsum(present) - 1)[uuser]
-    numbers = pc.take(user_names, pa.array(distinct))
-    country_d, market_d, problem = resolve_each_number(str_series(numbers), market_map)
-    bad = np.flatnonzero(problem != "")
-    if len(bad):
-        first_unit = np.full(len(distinct), len(uuser), dtype=np.int64)
-        np.minimum.at(first_unit, inv, np.arange(len(uuser)))
-        for code_name in ("unparseable_number", "unknown_calling_code"):
-            sel = bad[problem[bad] == code_name]
-            if len(sel) == 0:
+    answer = resolve_number_codes(user_names, distinct, market_map)
+    bad_units = np.flatnonzero(answer.problem[inv] != 0)
+    if len(bad_units):
+        bad, first = np.unique(inv[bad_units], return_index=True)    # bad numbers and their first unit
+        for code, name in enumerate(PROBLEMS[1:], 1):
+            sel = answer.problem[bad] == code
+            if not sel.any():
                 continue
-            pos = urows[first_unit[sel]]
-            what = "cannot be parsed" if code_name == "unparseable_number" else "has no known calling code"
+            pos = urows[bad_units[first[sel]]]
+            what = "cannot be parsed" if name == "unparseable_number" else "has no known calling code"
             detail = np.array([f"user number {number!r} {what}: market Other"
-                               for number in pc.take(numbers, pa.array(sel)).to_pylist()], dtype=object)
-            quality.add_many("warning", code_name, source=_provenance(deduped, "source", pos),
+                               for number in pc.take(user_names, pa.array(distinct[bad[sel]])).to_pylist()],
+                              dtype=object)
+            quality.add_many("warning", name, source=_provenance(deduped, "source", pos),
                              row=_provenance(deduped, "row", pos), column="user_wa_id",
                              message_id=deduped["message_id"].iloc[pos].to_numpy(dtype=object), detail=detail)
-    out = []
-    for per_number in (country_d, market_d):        # few distinct countries/markets: codes, then one gather
-        codes, names = pd.factorize(per_number)
-        out.append(_categorical(_vocab(list(names)), codes[inv]))
-    return out[0], out[1]
+    return (_categorical(_vocab(answer.country_names), answer.country[inv]),
+            _categorical(_vocab(answer.market_names), answer.market[inv]))
 
 
 def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids) -> dict:
