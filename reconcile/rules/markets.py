@@ -116,10 +116,8 @@ def _region_for_area_code(prefix: str) -> str:
     return region if region and region != "001" else _GEO_CODES["1"][0]
 
 
-#: the number types phonenumbers tries (``_number_type_helper``); a region matches a number of one of
-#: them, whichever: the common ones first, so that most numbers need one or two regex passes
-_TYPE_DESCS = ("mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-               "pager", "uan", "voicemail")
+_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+               "voicemail", "fixed_line", "mobile")
 
 
 def _regex_hits(nsn, pattern: str, full: bool) -> np.ndarray:
@@ -161,10 +159,27 @@ def _matches_desc(nsn, lengths: np.ndarray, desc, general) -> np.ndarray:
     return ok_len & _regex_hits(nsn, desc.national_number_pattern, full=True)
 
 
-def _region_hits(nsn, md) -> np.ndarray:
-    """Which national numbers (Arrow array) phonenumbers gives to the region of metadata ``md``: its
+@functools.lru_cache(maxsize=1024)
+def _typed_pattern(region: str, length: int) -> str | None:
+    """One pattern for "a number type of ``region`` whose possible lengths include ``length``
+    matches": the alternation of those types' patterns (``None``: no such type)."""
+    from phonenumbers import PhoneMetadata
+
+    md = PhoneMetadata.metadata_for_region(region)
+    patterns = []
+    for name in _TYPE_DESCS:
+        desc = getattr(md, name, None)
+        if desc is None or desc.national_number_pattern is None:
+            continue
+        if length in (desc.possible_length or md.general_desc.possible_length):
+            patterns.append(f"(?:{desc.national_number_pattern})")
+    return "|".join(patterns) or None
+
+
+def _region_hits(nsn, region: str, md) -> np.ndarray:
+    """Which national numbers (Arrow array) phonenumbers gives to ``region`` (metadata ``md``): its
     leading digits match, or (a region without them) its general pattern and one of its number types
-    do. Each type is tried only on the numbers no other type matched yet."""
+    do (a type counts for the lengths it allows): one regex pass per distinct length for the types."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -172,15 +187,14 @@ def _region_hits(nsn, md) -> np.ndarray:
         return _regex_hits(nsn, md.leading_digits, full=False)
     general = md.general_desc
     lengths = np.asarray(pc.utf8_length(nsn), dtype=np.int64)
-    hit = np.zeros(len(nsn), dtype=bool)
-    left = np.flatnonzero(_matches_desc(nsn, lengths, general, general))
-    for name in _TYPE_DESCS:
-        if len(left) == 0:
-            break
-        typed = _matches_desc(nsn.take(pa.array(left)), lengths[left], getattr(md, name, None), general)
-        hit[left[typed]] = True
-        left = left[~typed]
-    return hit
+    hit = _matches_desc(nsn, lengths, general, general)
+    typed = np.zeros(len(nsn), dtype=bool)
+    for length in np.unique(lengths[hit]).tolist():
+        pattern = _typed_pattern(region, length)
+        if pattern is not None:
+            sel = np.flatnonzero(hit & (lengths == length))
+            typed[sel] = _regex_hits(nsn.take(pa.array(sel)), pattern, full=True)
+    return hit & typed
 
 
 def _regions_for_national_numbers(nsn, code: str) -> np.ndarray:
@@ -200,7 +214,7 @@ def _regions_for_national_numbers(nsn, code: str) -> np.ndarray:
         md = PhoneMetadata.metadata_for_region(region)
         if md is None or len(left) == 0:
             continue
-        hit = _region_hits(nsn if len(left) == len(nsn) else nsn.take(pa.array(left)), md)
+        hit = _region_hits(nsn if len(left) == len(nsn) else nsn.take(pa.array(left)), region, md)
         out[left[hit]] = region
         left = left[~hit]
     return out

@@ -164,3 +164,28 @@ def test_number_codes_in_order_of_first_appearance(market_map, monkeypatch, redu
     got = markets.resolve_number_codes(numbers, np.array([5, 0]), market_map)
     assert (got.country.tolist(), got.country_names, got.market_names) == ([0, 1], ["BR", "GB"],
                                                                            ["Brazil", "United Kingdom"])
+
+
+def test_shared_code_regions_agree_with_phonenumbers_on_every_number_type():
+    """The example number of every number type of every region of a shared code (other than +1), with
+    its last 0..3 digits replaced at random: the vectorised regions (types merged per length) are
+    phonenumbers' ``region_code_for_number`` (no region: the code's main region)."""
+    import pyarrow as pa
+    from phonenumbers import PhoneMetadata
+
+    import reconcile.rules.markets as markets
+
+    rng = np.random.default_rng(3)
+    seen = set()
+    for cc in sorted(markets._SHARED_CODES - {"1"}):
+        examples = [desc.example_number for region in markets._GEO_CODES[cc] for name in markets._TYPE_DESCS
+                    for desc in [getattr(PhoneMetadata.metadata_for_region(region), name, None)]
+                    if desc is not None and desc.example_number]
+        nsn = [e[:k] + "".join(rng.choice(list("0123456789"), len(e) - k))
+               for e in examples for k in range(len(e) - 3, len(e) + 1)]
+        got = markets._regions_for_national_numbers(pa.array(nsn), cc)
+        want = [phonenumbers.region_code_for_number(phonenumbers.parse("+" + cc + n)) or markets._GEO_CODES[cc][0]
+                for n in nsn]
+        assert got.tolist() == want, cc
+        seen |= set(want)
+    assert {"GG", "JE", "IM", "KZ", "VA", "SJ", "AX", "YT", "BQ", "CX"} <= seen
