@@ -240,44 +240,58 @@ def unit_numbers(outcome, opener):
     return upos, opener_unit, message_count
 
 
+#: bits of a packed event in :func:`_coverage_codes`: outcome + 1 (3 bits), unit number (31), local day (the rest)
+_UNIT_SHIFT, _DAY_SHIFT = 3, 34
+
+
 @njit(cache=True, nogil=True)
 def _coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units, out_excluded):
     n = billable.shape[0]
+    # each event's outcome, unit and local day packed into one word at its row: one scattered write per
+    # event, then the billable rows in order
+    packed = np.full(n, -1, np.int64)
+    orphan = False
+    for j in range(rows.shape[0]):
+        if inbound[j]:
+            continue
+        u = opener_unit[j]
+        if u < 0:
+            orphan |= opener[j] >= 0
+            u = n_units
+        packed[rows[j]] = (local_day[j] << _DAY_SHIFT) | (u << _UNIT_SHIFT) | (outcome[j] + 1)
     position = np.empty(n, np.int64)          # row → its position among the billable rows
     nb = 0
     for i in range(n):
         position[i] = nb
         nb += billable[i]
     bill = np.empty(nb, np.int64)
-    for i in range(n):
-        if billable[i]:
-            bill[position[i]] = i
     outcome_of = np.full(nb, out_excluded, np.int64)     # billable but excluded before the pass
     unit_of = np.full(nb, n_units, np.int64)             # n_units: none
     day = np.zeros(nb, np.int64)
     has_day = np.zeros(nb, np.bool_)
-    orphan = False
-    for j in range(rows.shape[0]):
-        if inbound[j]:
-            continue
-        p = position[rows[j]]
-        outcome_of[p] = outcome[j]
-        u = opener_unit[j]
-        unit_of[p] = u if u >= 0 else n_units
-        orphan |= (u < 0) & (opener[j] >= 0)
-        day[p] = local_day[j]
-        has_day[p] = True
+    unit_mask = (np.int64(1) << (_DAY_SHIFT - _UNIT_SHIFT)) - 1
+    p = 0
+    for i in range(n):
+        if billable[i]:
+            bill[p] = i
+            x = packed[i]
+            if x != -1:
+                outcome_of[p] = (x & 7) - 1
+                unit_of[p] = (x >> _UNIT_SHIFT) & unit_mask
+                day[p] = x >> _DAY_SHIFT
+                has_day[p] = True
+            p += 1
     return bill, position, outcome_of, unit_of, day, has_day, orphan
 
 
 def coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units: int, out_excluded: int):
-    """Integer columns of the coverage in one compiled pass: per billable message (in message order)
+    """Integer columns of the coverage by two compiled passes: per billable message (in message order)
     its row, outcome (``out_excluded`` when it never reached the pass), unit number (``n_units`` when
     none), local day and whether it has one; also every row's position among the billable rows, and
     whether an event rides on an opener that is not a unit (never: the window pass makes every opener
-    a unit)."""
+    a unit). The events are those of the pass (inbound, or of a billable row); unit numbers below 2**31."""
     return _coverage_codes(_ro(billable, np.bool_), _ro(rows, np.int64), _ro(inbound, np.bool_),
-                           _ro(outcome, np.int64), _ro(opener_unit, np.int64), _ro(opener, np.int64),
+                           _ro(outcome, np.int8), _ro(opener_unit, np.int64), _ro(opener, np.int64),
                            _ro(local_day, np.int64), np.int64(n_units), np.int64(out_excluded))
 
 
