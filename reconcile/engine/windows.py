@@ -259,15 +259,13 @@ def _coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local
             orphan |= opener[j] >= 0
             u = n_units
         packed[rows[j]] = (local_day[j] << _DAY_SHIFT) | (u << _UNIT_SHIFT) | (outcome[j] + 1)
-    position = np.empty(n, np.int64)          # row → its position among the billable rows
     nb = 0
     for i in range(n):
-        position[i] = nb
         nb += billable[i]
     bill = np.empty(nb, np.int64)
-    outcome_of = np.full(nb, out_excluded, np.int64)     # billable but excluded before the pass
-    unit_of = np.full(nb, n_units, np.int64)             # n_units: none
-    day = np.zeros(nb, np.int64)
+    outcome_of = np.full(nb, out_excluded, np.int8)      # billable but excluded before the pass
+    unit_of = np.full(nb, n_units, np.int32)             # n_units: none
+    day = np.zeros(nb, np.int32)
     has_day = np.zeros(nb, np.bool_)
     unit_mask = (np.int64(1) << (_DAY_SHIFT - _UNIT_SHIFT)) - 1
     p = 0
@@ -281,15 +279,15 @@ def _coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local
                 day[p] = x >> _DAY_SHIFT
                 has_day[p] = True
             p += 1
-    return bill, position, outcome_of, unit_of, day, has_day, orphan
+    return bill, outcome_of, unit_of, day, has_day, orphan
 
 
 def coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units: int, out_excluded: int):
     """Integer columns of the coverage by two compiled passes: per billable message (in message order)
-    its row, outcome (``out_excluded`` when it never reached the pass), unit number (``n_units`` when
-    none), local day and whether it has one; also every row's position among the billable rows, and
-    whether an event rides on an opener that is not a unit (never: the window pass makes every opener
-    a unit). The events are those of the pass (inbound, or of a billable row); unit numbers below 2**31."""
+    its row (int64), outcome (int8; ``out_excluded`` when it never reached the pass), unit number (int32;
+    ``n_units`` when none), local day (int32) and whether it has one; and whether an event rides on an
+    opener that is not a unit (never: the window pass makes every opener a unit). The events are those
+    of the pass (inbound, or of a billable row); unit numbers below 2**31."""
     return _coverage_codes(_ro(billable, np.bool_), _ro(rows, np.int64), _ro(inbound, np.bool_),
                            _ro(outcome, np.int8), _ro(opener_unit, np.int64), _ro(opener, np.int64),
                            _ro(local_day, np.int64), np.int64(n_units), np.int64(out_excluded))
@@ -320,8 +318,9 @@ def _vocab(names) -> pa.Array:
 
 
 def _gather(vocab: pa.Array, codes: np.ndarray) -> pd.Series:
-    """``vocab[codes]`` as a ``str`` Series (every code a valid position: no nulls, one Arrow gather)."""
-    return str_series(pc.take(vocab, pa.array(np.asarray(codes, dtype=np.int64))))
+    """``vocab[codes]`` (integer codes, each a valid position) as a ``str`` Series: no nulls, one Arrow
+    gather."""
+    return str_series(pc.take(vocab, pa.array(codes)))
 
 
 def _with_blank(vocab: pa.Array) -> pa.Array:
@@ -448,20 +447,35 @@ def _mask(n: int, positions: np.ndarray) -> np.ndarray:
 _MONTH_TABLE_DAYS = 1 << 20
 
 
-def _month_codes(days: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names
-    (every month from the first to the last, code 0 = the first)."""
-    if len(days) == 0:
-        return np.zeros(0, dtype=np.int64), []
-    lo, hi = int(days.min()), int(days.max())
-    if hi - lo < _MONTH_TABLE_DAYS:       # months of the distinct days only, then one integer gather
-        span = np.arange(lo, hi + 1, dtype=np.int64).astype("M8[D]").astype("M8[M]").astype(np.int64)
-        month = span[days - lo]
+def _month_codes(days: np.ndarray, present: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names (every
+    month from the first to the last, code 0 = the first). With ``present``, only those days count and
+    the others get the code ``len(names)``. Codes in the smallest integer type that holds them (what a
+    Categorical keeps: no copy there)."""
+    if present is None:
+        present = np.ones(len(days), dtype=bool)
+    if not present.any():
+        return np.zeros(len(days), dtype=np.int8), []
+    lo = int(np.min(days, where=present, initial=np.iinfo(days.dtype).max))
+    hi = int(np.max(days, where=present, initial=np.iinfo(days.dtype).min))
+    if hi - lo < _MONTH_TABLE_DAYS:       # a table over the span of days (and the code of "none"), one gather
+        month = np.arange(lo, hi + 1, dtype=np.int64).astype("M8[D]").astype("M8[M]").astype(np.int64)
+        first, last = int(month[0]), int(month[-1])
+        table = np.append(month - first, last - first + 1).astype(_code_type(last - first + 1))
+        at = np.subtract(days, lo, dtype=np.int64 if days.dtype.itemsize > 4 else np.int32)
+        np.putmask(at, ~present, len(table) - 1)
+        codes = table[at]
     else:
         month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)     # months since 1970-01
-    first, last = int(month.min()), int(month.max())
+        first, last = int(month[present].min()), int(month[present].max())
+        codes = np.where(present, month - first, last - first + 1).astype(_code_type(last - first + 1))
     names = [f"{1970 + m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, last + 1)]
-    return month - first, names
+    return codes, names
+
+
+def _code_type(largest: int) -> np.dtype:
+    """The smallest signed integer type that holds the codes ``0..largest``."""
+    return np.min_scalar_type(-largest - 1)
 
 
 def _markets(uuser, urows, user_names, deduped, market_map, quality):
@@ -506,7 +520,7 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
     are Categoricals over their small vocabularies (codes, no per-row strings)."""
     billable = classes.billable
     n_units = len(opening_ids)
-    bill, position, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
+    bill, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
         billable, events.rows, events.inbound, outcome, opener_unit, opener, events.local_day, n_units,
         S.OUT_EXCLUDED)
     if orphan:                          # pragma: no cover - the kernel makes every opener a unit
@@ -515,17 +529,16 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
     pre = np.flatnonzero(billable & classes.excluded)
     known = pre[(classes.account[pre] >= 0) & (classes.charge_ns[pre] != NAT_NS)]
     if len(known):
-        day[position[known]] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]],
-                                          classes.zones)
-        has_day[position[known]] = True
-    month_codes, month_names = _month_codes(day[has_day])
-    months = np.full(len(bill), len(month_names), dtype=np.int64)      # len(month_names): the trailing ""
-    months[has_day] = month_codes
+        at = np.searchsorted(bill, known)
+        day[at] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]], classes.zones)
+        has_day[at] = True
+    months, month_names = _month_codes(day, has_day)       # len(month_names): the trailing ""
     acc = classes.account[bill]
     accounts = _vocab(classes.account_ids)
+    np.putmask(acc, acc < 0, len(accounts))
     return {
         "message_id": _gather(_vocab(message_ids), bill),
-        "waba_id": _categorical(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
+        "waba_id": _categorical(_with_blank(accounts), acc),
         "charged_at": _utc(classes.charge_ns[bill]),
         "billing_month": _categorical(_with_blank(_vocab(month_names)), months),
         "outcome": _categorical(_vocab(S.OUTCOMES), outcome_of),

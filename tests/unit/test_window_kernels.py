@@ -33,13 +33,29 @@ def test_coverage_codes_per_billable_message_in_message_order():
     opener_unit = np.array([0, -1, 0, -1])
     opener = np.array([0, -1, 0, -1])
     local_day = np.array([-3, 0, 20_000, 7])
-    bill, position, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
+    bill, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
         billable, rows, inbound, outcome, opener_unit, opener, local_day, 1, 3)
     assert bill.tolist() == [1, 2, 4, 5]
-    assert position.tolist() == [0, 0, 1, 2, 2, 3]
+    assert (outcome_of.dtype, unit_of.dtype, day.dtype) == (np.int8, np.int32, np.int32)
     assert outcome_of.tolist() == [1, 3, 0, 2]
     assert unit_of.tolist() == [0, 1, 0, 1]
     assert day.tolist() == [20_000, 0, -3, 7]
     assert has_day.tolist() == [True, False, True, True]
     assert not orphan
     assert coverage_codes(billable, rows, inbound, outcome, np.array([0, -1, -1, -1]), opener, local_day, 1, 3)[-1]
+
+
+def test_month_codes_of_present_days_only():
+    """Days since 1970-01-01: -1 = 1969-12-31, 0 = 1970-01-01, 59 = 1970-03-01, 20_270 = 2025-07-01."""
+    from reconcile.engine.windows import _month_codes
+
+    codes, names = _month_codes(np.array([59, -1, 0, 31], dtype=np.int64))
+    assert (codes.tolist(), names) == ([3, 0, 1, 2], ["1969-12", "1970-01", "1970-02", "1970-03"])
+    assert codes.dtype == np.int8
+    days = np.array([20_270, 0, 20_269, 7], dtype=np.int32)
+    codes, names = _month_codes(days, np.array([True, False, True, False]))
+    assert (codes.tolist(), names) == ([1, 2, 0, 2], ["2025-06", "2025-07"])
+    codes, names = _month_codes(days, np.zeros(4, dtype=bool))
+    assert (codes.tolist(), names) == ([0, 0, 0, 0], [])
+    codes, names = _month_codes(np.array([1 << 21, 0], dtype=np.int64))     # 7711-10-23: beyond the table
+    assert (codes.tolist(), len(names), names[0], names[-1]) == ([68_901, 0], 68_902, "1970-01", "7711-10")
