@@ -36,7 +36,9 @@ RAW_UNIT_COLUMNS = [
 ]
 COVERAGE_COLUMNS = ["message_id", "waba_id", "charged_at", "billing_month", "outcome", "unit_opening_message_id"]
 
-_NEG = np.iinfo(np.int64).min
+#: "never" in the pass (no inbound yet, no window open, no expiry): NaT's value, so that the units'
+#: expiries convert to instants as they are
+_NEG = NAT_NS
 
 
 @njit(cache=True, nogil=True)
@@ -404,7 +406,6 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     uuser = events.user[upos]
     country, market = _markets(uuser, urows, events.user_names, deduped, market_map, quality)
     month_codes, month_names = _month_codes(uday)
-    uexp = expires[upos]
     raw_columns = {
         "waba_id": _categorical(_vocab(classes.account_ids), uacc),
         "phone_number_id": _gather(_vocab(events.phone_names), events.phone[upos]),
@@ -415,7 +416,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
         "category": _categorical(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
         "pricing_type": _categorical(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
         "opened_at": _utc(events.t[upos]),
-        "expires_at": _utc(np.where(uexp == _NEG, NAT_NS, uexp)),
+        "expires_at": _utc(expires[upos]),
         "opening_message_id": str_series(opening_ids),
         "message_count": message_count,
         "era": _categorical(_vocab(sw.era_name), uregime),
@@ -489,7 +490,7 @@ def _markets(uuser, urows, user_names, deduped, market_map, quality):
     present = np.zeros(len(user_names), dtype=bool)     # user codes index the sorted distinct numbers
     present[uuser] = True
     distinct = np.flatnonzero(present)
-    inv = (np.cumsum(present) - 1)[uuser]
+    inv = (np.cumsum(present, dtype=np.int32) - 1)[uuser]      # unit → its number among the distinct ones
     answer = resolve_number_codes(user_names, distinct, market_map)
     bad_units = np.flatnonzero(answer.problem[inv] != 0)
     if len(bad_units):

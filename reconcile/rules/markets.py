@@ -280,7 +280,8 @@ PROBLEMS = ("", UNPARSEABLE_NUMBER, UNKNOWN_CALLING_CODE)
 class NumberCodes:
     """Country, market and problem of many numbers as codes: ``country`` over ``country_names`` and
     ``market`` over ``market_names`` (names numbered in order of first appearance over the numbers, as
-    ``pd.factorize`` numbers them), ``problem`` over :data:`PROBLEMS`."""
+    ``pd.factorize`` numbers them), ``problem`` over :data:`PROBLEMS`; each in the smallest signed
+    integer type that holds it (what a Categorical keeps)."""
 
     country: np.ndarray
     country_names: list
@@ -358,8 +359,8 @@ def _number_codes(names: list, country_id: np.ndarray, problem: np.ndarray, mark
     market_id[problem != 0] = markets.setdefault(OTHER_MARKET, len(markets))
     market, first = pd.factorize(market_id)
     market_names = list(markets)
-    return NumberCodes(country.astype(np.int64), country_names, market.astype(np.int64),
-                       [market_names[i] for i in first], problem)
+    return NumberCodes(country.astype(np.min_scalar_type(-len(country_names))), country_names,
+                       market.astype(np.min_scalar_type(-len(first))), [market_names[i] for i in first], problem)
 
 
 def _problem_codes(problem: np.ndarray) -> np.ndarray:
