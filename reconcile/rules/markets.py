@@ -7,10 +7,12 @@ to their own country), ``+7`` RU/KZ, ``+44`` GB/GG/JE/IM, ``+39``, ``+47``, ``+6
 ``phonenumbers.region_code_for_number`` and falling back to the code's main region. Validity
 (``phonenumbers.is_valid_number``) is deliberately *not* a criterion: Meta prices by calling code.
 
-Speed: ``phonenumbers.parse`` never runs per row. The distinct numbers are factorised, their
-prefixes computed with vectorised string slicing, one representative per distinct prefix is
-resolved (a few hundred to a few thousand calls, cached across calls) and the answer is mapped
-back with numpy indexing.
+Speed: ``phonenumbers.parse`` never runs per row. The distinct numbers are grouped into market
+classes (first digits and length) by one compiled pass over their bytes
+(:mod:`reconcile.engine.numbers`), one representative per class is resolved (its answer kept
+across calls, as the ``+1`` area codes are) and the answer spread back as integer codes; only the
+numbers of shared codes other than ``+1`` are matched against phonenumbers' region patterns, one
+RE2 pass per region and number length.
 
 Country → market comes from the market map (``country``, ``market``). The package ships a
 complete default (``reconcile/data/market_map.csv``) built from Meta's published market list:
@@ -320,6 +322,8 @@ def resolve_number_codes(numbers, rows: np.ndarray, market_map: pd.DataFrame) ->
     import pyarrow.compute as pc
 
     rows = np.asarray(rows, dtype=np.int64)
+    if numbers.null_count:
+        numbers = pc.fill_null(numbers, "")
     if len(rows) < max(_REDUCE_MIN, 1):
         country, problem, _ = _resolve_each(_digit_strings(numbers.take(pa.array(rows))))
         country_id, names = pd.factorize(country)

@@ -161,6 +161,8 @@ def test_number_codes_in_order_of_first_appearance(market_map, monkeypatch, redu
         assert got.problem.tolist() == [0, 0, 2, 0, 1, 0]
         assert [p.tolist() for p in got.decode()][2] == ["", "", "unknown_calling_code", "", "unparseable_number", ""]
     assert len(markets._CLASS_ANSWERS) == (5 if reduce_min == 0 else 0)
+    nulls = markets.resolve_number_codes(pa.array(["12a", None]), np.arange(2), market_map)
+    assert (nulls.problem.tolist(), nulls.country_names) == ([1, 1], [""])
     got = markets.resolve_number_codes(numbers, np.array([5, 0]), market_map)
     assert (got.country.tolist(), got.country_names, got.market_names) == ([0, 1], ["BR", "GB"],
                                                                            ["Brazil", "United Kingdom"])
