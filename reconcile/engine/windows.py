@@ -36,7 +36,9 @@ RAW_UNIT_COLUMNS = [
 ]
 COVERAGE_COLUMNS = ["message_id", "waba_id", "charged_at", "billing_month", "outcome", "unit_opening_message_id"]
 
-_NEG = np.iinfo(np.int64).min
+#: "never" in the pass (no inbound yet, no window open, no expiry): NaT's value, so that the units'
+#: expiries convert to instants as they are
+_NEG = NAT_NS
 
 
 @njit(cache=True, nogil=True)
@@ -44,7 +46,7 @@ def window_pass(key, t, inbound, entry_point, template, category, regime, next_b
                 strategy_of, era_of, fep_ns_of, utility_free_of, csw_ns, reply_ns, conversation_ns):
     """One pass over the sorted events. Returns per-event arrays
     ``(outcome, opener, unit_category, pricing_type, expires, free_form_outside_csw, csw_open)``;
-    inbound events keep outcome -1.
+    inbound events keep outcome -1; then the units of :func:`unit_numbers`.
     """
     n = t.shape[0]
     outcome = np.full(n, -1, np.int8)
@@ -206,47 +208,90 @@ def window_pass(key, t, inbound, entry_point, template, category, regime, next_b
                 ptype[j] = 0
             else:
                 outcome[j] = 2
-    return outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag
+    upos, opener_unit, message_count = unit_numbers(outcome, opener)
+    return outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag, upos, opener_unit, message_count
+
+
+@njit(cache=True, nogil=True)
+def unit_numbers(outcome, opener):
+    """The units of a pass, numbered in event order: ``(upos, opener_unit, message_count)`` = the event
+    position of each unit's opener (the events of outcome ``unit_opener``, each its own opener), each
+    event's opener's unit number (-1: no opener, or one that opens no unit) and each unit's number of
+    events. One pass: an opener comes no later than the events riding on it (the pass's order)."""
+    n = outcome.shape[0]
+    n_units = 0
+    for j in range(n):
+        n_units += outcome[j] == 0
+    upos = np.empty(n_units, np.int64)
+    opener_unit = np.empty(n, np.int64)
+    message_count = np.zeros(n_units, np.int64)
+    u = 0
+    for j in range(n):
+        o = opener[j]
+        if outcome[j] == 0:
+            upos[u] = j
+            v = u
+            u += 1
+        elif o >= 0 and outcome[o] == 0:
+            v = opener_unit[o]
+        else:
+            v = -1
+        opener_unit[j] = v
+        if v >= 0:
+            message_count[v] += 1
+    return upos, opener_unit, message_count
+
+
+#: bits of a packed event in :func:`_coverage_codes`: outcome + 1 (3 bits), unit number (31), local day (the rest)
+_UNIT_SHIFT, _DAY_SHIFT = 3, 34
 
 
 @njit(cache=True, nogil=True)
 def _coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units, out_excluded):
     n = billable.shape[0]
-    position = np.empty(n, np.int64)          # row → its position among the billable rows
-    nb = 0
-    for i in range(n):
-        position[i] = nb
-        nb += billable[i]
-    bill = np.empty(nb, np.int64)
-    for i in range(n):
-        if billable[i]:
-            bill[position[i]] = i
-    outcome_of = np.full(nb, out_excluded, np.int64)     # billable but excluded before the pass
-    unit_of = np.full(nb, n_units, np.int64)             # n_units: none
-    day = np.zeros(nb, np.int64)
-    has_day = np.zeros(nb, np.bool_)
+    # each event's outcome, unit and local day packed into one word at its row: one scattered write per
+    # event, then the billable rows in order
+    packed = np.full(n, -1, np.int64)
     orphan = False
     for j in range(rows.shape[0]):
         if inbound[j]:
             continue
-        p = position[rows[j]]
-        outcome_of[p] = outcome[j]
         u = opener_unit[j]
-        unit_of[p] = u if u >= 0 else n_units
-        orphan |= (u < 0) & (opener[j] >= 0)
-        day[p] = local_day[j]
-        has_day[p] = True
-    return bill, position, outcome_of, unit_of, day, has_day, orphan
+        if u < 0:
+            orphan |= opener[j] >= 0
+            u = n_units
+        packed[rows[j]] = (local_day[j] << _DAY_SHIFT) | (u << _UNIT_SHIFT) | (outcome[j] + 1)
+    nb = 0
+    for i in range(n):
+        nb += billable[i]
+    bill = np.empty(nb, np.int64)
+    outcome_of = np.full(nb, out_excluded, np.int8)      # billable but excluded before the pass
+    unit_of = np.full(nb, n_units, np.int32)             # n_units: none
+    day = np.zeros(nb, np.int32)
+    has_day = np.zeros(nb, np.bool_)
+    unit_mask = (np.int64(1) << (_DAY_SHIFT - _UNIT_SHIFT)) - 1
+    p = 0
+    for i in range(n):
+        if billable[i]:
+            bill[p] = i
+            x = packed[i]
+            if x != -1:
+                outcome_of[p] = (x & 7) - 1
+                unit_of[p] = (x >> _UNIT_SHIFT) & unit_mask
+                day[p] = x >> _DAY_SHIFT
+                has_day[p] = True
+            p += 1
+    return bill, outcome_of, unit_of, day, has_day, orphan
 
 
 def coverage_codes(billable, rows, inbound, outcome, opener_unit, opener, local_day, n_units: int, out_excluded: int):
-    """Integer columns of the coverage in one compiled pass: per billable message (in message order)
-    its row, outcome (``out_excluded`` when it never reached the pass), unit number (``n_units`` when
-    none), local day and whether it has one; also every row's position among the billable rows, and
-    whether an event rides on an opener that is not a unit (never: the window pass makes every opener
-    a unit)."""
+    """Integer columns of the coverage by two compiled passes: per billable message (in message order)
+    its row (int64), outcome (int8; ``out_excluded`` when it never reached the pass), unit number (int32;
+    ``n_units`` when none), local day (int32) and whether it has one; and whether an event rides on an
+    opener that is not a unit (never: the window pass makes every opener a unit). The events are those
+    of the pass (inbound, or of a billable row); unit numbers below 2**31."""
     return _coverage_codes(_ro(billable, np.bool_), _ro(rows, np.int64), _ro(inbound, np.bool_),
-                           _ro(outcome, np.int64), _ro(opener_unit, np.int64), _ro(opener, np.int64),
+                           _ro(outcome, np.int8), _ro(opener_unit, np.int64), _ro(opener, np.int64),
                            _ro(local_day, np.int64), np.int64(n_units), np.int64(out_excluded))
 
 
@@ -275,8 +320,9 @@ def _vocab(names) -> pa.Array:
 
 
 def _gather(vocab: pa.Array, codes: np.ndarray) -> pd.Series:
-    """``vocab[codes]`` as a ``str`` Series (every code a valid position: no nulls, one Arrow gather)."""
-    return str_series(pc.take(vocab, pa.array(np.asarray(codes, dtype=np.int64))))
+    """``vocab[codes]`` (integer codes, each a valid position) as a ``str`` Series: no nulls, one Arrow
+    gather."""
+    return str_series(pc.take(vocab, pa.array(codes)))
 
 
 def _with_blank(vocab: pa.Array) -> pa.Array:
@@ -330,7 +376,8 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     if owned:
         deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
         release_unused()
-    outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag = run_kernel(events)
+    (outcome, opener, unit_cat, ptype, expires, ff_outside, csw_flag, upos, opener_unit,
+     message_count) = run_kernel(events)
     sw = S.regime_switches()
     rows = events.rows
     message_ids = arrow_strings(deduped["message_id"])
@@ -345,13 +392,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
                                  "category, outside a free entry point window: excluded")
 
     # ---- units (event positions ``upos``; unit number of each event's opener: -1 when none)
-    upos = np.flatnonzero(outcome == S.OUT_OPENER)
-    n_units = len(upos)
     urows = rows[upos]
-    unit_of = np.full(len(rows), -1, dtype=np.int64)
-    unit_of[upos] = np.arange(n_units, dtype=np.int64)
-    opener_unit = np.where(opener >= 0, unit_of[np.maximum(opener, 0)], -1)
-    message_count = np.bincount(opener_unit[opener_unit >= 0], minlength=n_units).astype(np.int64)
     opening_ids = pc.take(message_ids, pa.array(urows))
     if opening_ids.type != pa.large_string():
         opening_ids = opening_ids.cast(pa.large_string())
@@ -365,7 +406,6 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     uuser = events.user[upos]
     country, market = _markets(uuser, urows, events.user_names, deduped, market_map, quality)
     month_codes, month_names = _month_codes(uday)
-    uexp = expires[upos]
     raw_columns = {
         "waba_id": _categorical(_vocab(classes.account_ids), uacc),
         "phone_number_id": _gather(_vocab(events.phone_names), events.phone[upos]),
@@ -376,7 +416,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
         "category": _categorical(_vocab(S.UNIT_CATEGORIES), unit_cat[upos]),
         "pricing_type": _categorical(_vocab(S.RAW_PRICING_TYPES), ptype[upos]),
         "opened_at": _utc(events.t[upos]),
-        "expires_at": _utc(np.where(uexp == _NEG, NAT_NS, uexp)),
+        "expires_at": _utc(expires[upos]),
         "opening_message_id": str_series(opening_ids),
         "message_count": message_count,
         "era": _categorical(_vocab(sw.era_name), uregime),
@@ -408,55 +448,67 @@ def _mask(n: int, positions: np.ndarray) -> np.ndarray:
 _MONTH_TABLE_DAYS = 1 << 20
 
 
-def _month_codes(days: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names
-    (every month from the first to the last, code 0 = the first)."""
-    if len(days) == 0:
-        return np.zeros(0, dtype=np.int64), []
-    lo, hi = int(days.min()), int(days.max())
-    if hi - lo < _MONTH_TABLE_DAYS:       # months of the distinct days only, then one integer gather
-        span = np.arange(lo, hi + 1, dtype=np.int64).astype("M8[D]").astype("M8[M]").astype(np.int64)
-        month = span[days - lo]
+def _month_codes(days: np.ndarray, present: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Billing month (``YYYY-MM``) codes of local days (days since epoch), and the month names (every
+    month from the first to the last, code 0 = the first). With ``present``, only those days count and
+    the others get the code ``len(names)``. Codes in the smallest integer type that holds them (what a
+    Categorical keeps: no copy there)."""
+    if present is None:
+        present = np.ones(len(days), dtype=bool)
+    if not present.any():
+        return np.zeros(len(days), dtype=np.int8), []
+    lo = int(np.min(days, where=present, initial=np.iinfo(days.dtype).max))
+    hi = int(np.max(days, where=present, initial=np.iinfo(days.dtype).min))
+    if hi - lo < _MONTH_TABLE_DAYS:       # a table over the span of days (and the code of "none"), one gather
+        month = np.arange(lo, hi + 1, dtype=np.int64).astype("M8[D]").astype("M8[M]").astype(np.int64)
+        first, last = int(month[0]), int(month[-1])
+        table = np.append(month - first, last - first + 1).astype(_code_type(last - first + 1))
+        at = np.subtract(days, lo, dtype=np.int64 if days.dtype.itemsize > 4 else np.int32)
+        np.putmask(at, ~present, len(table) - 1)
+        codes = table[at]
     else:
         month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)     # months since 1970-01
-    first, last = int(month.min()), int(month.max())
+        first, last = int(month[present].min()), int(month[present].max())
+        codes = np.where(present, month - first, last - first + 1).astype(_code_type(last - first + 1))
     names = [f"{1970 + m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, last + 1)]
-    return month - first, names
+    return codes, names
+
+
+def _code_type(largest: int) -> np.dtype:
+    """The smallest signed integer type that holds the codes ``0..largest``."""
+    return np.min_scalar_type(-largest - 1)
 
 
 def _markets(uuser, urows, user_names, deduped, market_map, quality):
-    """Country and market of each unit's user: one resolution per distinct number, one finding per
-    distinct problem number (at the first unit of that number)."""
-    from ..rules.markets import resolve_each_number
+    """Country and market of each unit's user as Categoricals: one resolution per distinct number
+    (codes, :func:`~reconcile.rules.markets.resolve_number_codes`), one finding per distinct problem
+    number (at the first unit of that number)."""
+    from ..rules.markets import PROBLEMS, resolve_number_codes
 
     if len(uuser) == 0:
         return pd.Series([], dtype="str"), pd.Series([], dtype="str")
     present = np.zeros(len(user_names), dtype=bool)     # user codes index the sorted distinct numbers
     present[uuser] = True
     distinct = np.flatnonzero(present)
-    inv = (np.cumsum(present) - 1)[uuser]
-    numbers = pc.take(user_names, pa.array(distinct))
-    country_d, market_d, problem = resolve_each_number(str_series(numbers), market_map)
-    bad = np.flatnonzero(problem != "")
-    if len(bad):
-        first_unit = np.full(len(distinct), len(uuser), dtype=np.int64)
-        np.minimum.at(first_unit, inv, np.arange(len(uuser)))
-        for code_name in ("unparseable_number", "unknown_calling_code"):
-            sel = bad[problem[bad] == code_name]
-            if len(sel) == 0:
+    inv = (np.cumsum(present, dtype=np.int32) - 1)[uuser]      # unit → its number among the distinct ones
+    answer = resolve_number_codes(user_names, distinct, market_map)
+    bad_units = np.flatnonzero(answer.problem[inv] != 0)
+    if len(bad_units):
+        bad, first = np.unique(inv[bad_units], return_index=True)    # bad numbers and their first unit
+        for code, name in enumerate(PROBLEMS[1:], 1):
+            sel = answer.problem[bad] == code
+            if not sel.any():
                 continue
-            pos = urows[first_unit[sel]]
-            what = "cannot be parsed" if code_name == "unparseable_number" else "has no known calling code"
+            pos = urows[bad_units[first[sel]]]
+            what = "cannot be parsed" if name == "unparseable_number" else "has no known calling code"
             detail = np.array([f"user number {number!r} {what}: market Other"
-                               for number in pc.take(numbers, pa.array(sel)).to_pylist()], dtype=object)
-            quality.add_many("warning", code_name, source=_provenance(deduped, "source", pos),
+                               for number in pc.take(user_names, pa.array(distinct[bad[sel]])).to_pylist()],
+                              dtype=object)
+            quality.add_many("warning", name, source=_provenance(deduped, "source", pos),
                              row=_provenance(deduped, "row", pos), column="user_wa_id",
                              message_id=deduped["message_id"].iloc[pos].to_numpy(dtype=object), detail=detail)
-    out = []
-    for per_number in (country_d, market_d):        # few distinct countries/markets: codes, then one gather
-        codes, names = pd.factorize(per_number)
-        out.append(_categorical(_vocab(list(names)), codes[inv]))
-    return out[0], out[1]
+    return (_categorical(_vocab(answer.country_names), answer.country[inv]),
+            _categorical(_vocab(answer.market_names), answer.market[inv]))
 
 
 def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids) -> dict:
@@ -469,7 +521,7 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
     are Categoricals over their small vocabularies (codes, no per-row strings)."""
     billable = classes.billable
     n_units = len(opening_ids)
-    bill, position, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
+    bill, outcome_of, unit_of, day, has_day, orphan = coverage_codes(
         billable, events.rows, events.inbound, outcome, opener_unit, opener, events.local_day, n_units,
         S.OUT_EXCLUDED)
     if orphan:                          # pragma: no cover - the kernel makes every opener a unit
@@ -478,17 +530,16 @@ def _coverage(classes, events, outcome, opener_unit, opener, opening_ids, messag
     pre = np.flatnonzero(billable & classes.excluded)
     known = pre[(classes.account[pre] >= 0) & (classes.charge_ns[pre] != NAT_NS)]
     if len(known):
-        day[position[known]] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]],
-                                          classes.zones)
-        has_day[position[known]] = True
-    month_codes, month_names = _month_codes(day[has_day])
-    months = np.full(len(bill), len(month_names), dtype=np.int64)      # len(month_names): the trailing ""
-    months[has_day] = month_codes
+        at = np.searchsorted(bill, known)
+        day[at] = local_days(classes.charge_ns[known], classes.zone_of_account[classes.account[known]], classes.zones)
+        has_day[at] = True
+    months, month_names = _month_codes(day, has_day)       # len(month_names): the trailing ""
     acc = classes.account[bill]
     accounts = _vocab(classes.account_ids)
+    np.putmask(acc, acc < 0, len(accounts))
     return {
         "message_id": _gather(_vocab(message_ids), bill),
-        "waba_id": _categorical(_with_blank(accounts), np.where(acc >= 0, acc, len(accounts))),
+        "waba_id": _categorical(_with_blank(accounts), acc),
         "charged_at": _utc(classes.charge_ns[bill]),
         "billing_month": _categorical(_with_blank(_vocab(month_names)), months),
         "outcome": _categorical(_vocab(S.OUTCOMES), outcome_of),
@@ -503,4 +554,5 @@ def _categorical(vocab: pa.Array, codes: np.ndarray) -> pd.Categorical:
     if names.is_unique:
         return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(names))
     name_codes, distinct = pd.factorize(names)
+    name_codes = name_codes.astype(np.min_scalar_type(-len(distinct)))      # gathered in the codes' own type
     return pd.Categorical.from_codes(name_codes[codes], dtype=pd.CategoricalDtype(pd.Index(distinct, dtype="str")))

@@ -7,10 +7,12 @@ to their own country), ``+7`` RU/KZ, ``+44`` GB/GG/JE/IM, ``+39``, ``+47``, ``+6
 ``phonenumbers.region_code_for_number`` and falling back to the code's main region. Validity
 (``phonenumbers.is_valid_number``) is deliberately *not* a criterion: Meta prices by calling code.
 
-Speed: ``phonenumbers.parse`` never runs per row. The distinct numbers are factorised, their
-prefixes computed with vectorised string slicing, one representative per distinct prefix is
-resolved (a few hundred to a few thousand calls, cached across calls) and the answer is mapped
-back with numpy indexing.
+Speed: ``phonenumbers.parse`` never runs per row. The distinct numbers are grouped into market
+classes (first digits and length) by one compiled pass over their bytes
+(:mod:`reconcile.engine.numbers`), one representative per class is resolved (its answer kept
+across calls, as the ``+1`` area codes are) and the answer spread back as integer codes; only the
+numbers of shared codes other than ``+1`` are matched against phonenumbers' region patterns, one
+RE2 pass per region and number length.
 
 Country → market comes from the market map (``country``, ``market``). The package ships a
 complete default (``reconcile/data/market_map.csv``) built from Meta's published market list:
@@ -22,6 +24,7 @@ A file given on the command line replaces the default.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -119,70 +122,103 @@ _TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_num
                "voicemail", "fixed_line", "mobile")
 
 
-def _regex_hits(nsn: pd.Series, pattern: str, full: bool) -> np.ndarray:
-    """``nsn.str.fullmatch(pattern)`` (``full``) or ``nsn.str.match(pattern)`` as a bool array.
+def _regex_hits(nsn, pattern: str, full: bool) -> np.ndarray:
+    """``fullmatch`` (``full``) or ``match`` of ``pattern`` on each string of the Arrow array ``nsn``,
+    as a bool array.
 
-    The national numbers here are ASCII digit strings, for which pandas hands these patterns to
+    The national numbers here are ASCII digit strings, for which pandas would hand these patterns to
     pyarrow's RE2 unchanged; calling ``pyarrow.compute`` directly (with pandas' anchoring) skips
     pandas' per-call parse of the pattern with Python's ``re``. A pattern RE2 rejects falls back
     to pandas."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = getattr(nsn.array, "_pa_array", None)
-    if arr is None:
-        arr = pa.array(nsn.to_numpy(dtype=object), type=pa.large_string())
     body = pattern[1:] if pattern.startswith("^") else pattern
     if full and body.endswith("$") and not body.endswith("\\$"):
         body = body[:-1]
     anchored = f"^(({body})$)" if full else f"^({body})"
     try:
-        hits = pc.match_substring_regex(arr, anchored)
+        hits = pc.match_substring_regex(nsn, anchored)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):    # pragma: no cover - not RE2 syntax
-        hits = (nsn.str.fullmatch(pattern) if full else nsn.str.match(pattern)).fillna(False)
+        series = pd.Series(pd.array(nsn, dtype="str"))
+        hits = (series.str.fullmatch(pattern) if full else series.str.match(pattern)).fillna(False)
         return hits.to_numpy(dtype=bool, copy=True)
     return np.asarray(pc.fill_null(hits, False), dtype=bool).copy()
 
 
-def _matches_desc(nsn: pd.Series, lengths: np.ndarray, desc, general) -> np.ndarray:
-    """Vectorised ``phonenumberutil._is_number_matching_desc``."""
+def _matches_desc(nsn, lengths: np.ndarray, desc, general) -> np.ndarray:
+    """Vectorised ``phonenumberutil._is_number_matching_desc`` (``nsn`` an Arrow array)."""
     if desc is None or desc.national_number_pattern is None:
         return np.zeros(len(nsn), dtype=bool)
     possible = desc.possible_length or general.possible_length
     if possible == (-1,) or possible == [-1]:
         return np.zeros(len(nsn), dtype=bool)
-    ok_len = np.isin(lengths, np.asarray(list(possible), dtype=np.int64))
+    allowed = np.zeros(max(int(lengths.max(initial=0)), *possible) + 1, dtype=bool)     # length → possible
+    allowed[list(possible)] = True
+    ok_len = allowed[lengths]
     if not ok_len.any():
         return ok_len
     return ok_len & _regex_hits(nsn, desc.national_number_pattern, full=True)
 
 
-def _regions_for_national_numbers(nsn: pd.Series, code: str) -> np.ndarray:
-    """``phonenumbers.region_code_for_number`` for many national numbers (ASCII digits) of one
-    shared calling code, evaluated with vectorised regex matching; no region → the code's main region."""
+@functools.lru_cache(maxsize=1024)
+def _typed_pattern(region: str, length: int) -> str | None:
+    """One pattern for "a number type of ``region`` whose possible lengths include ``length``
+    matches": the alternation of those types' patterns (``None``: no such type)."""
     from phonenumbers import PhoneMetadata
 
-    nsn = nsn.reset_index(drop=True).astype("str")
-    lengths = nsn.str.len().to_numpy(dtype=np.int64)
-    out = np.full(len(nsn), "", dtype=object)
-    todo = np.ones(len(nsn), dtype=bool)
-    for region in _GEO_CODES[code]:
-        md = PhoneMetadata.metadata_for_region(region)
-        if md is None:
+    md = PhoneMetadata.metadata_for_region(region)
+    patterns = []
+    for name in _TYPE_DESCS:
+        desc = getattr(md, name, None)
+        if desc is None or desc.national_number_pattern is None:
             continue
-        if md.leading_digits is not None:
-            hit = _regex_hits(nsn, md.leading_digits, full=False)
-        else:
-            general = md.general_desc
-            hit = _matches_desc(nsn, lengths, general, general)
-            any_type = np.zeros(len(nsn), dtype=bool)
-            for name in _TYPE_DESCS:
-                any_type |= _matches_desc(nsn, lengths, getattr(md, name, None), general)
-            hit &= any_type
-        hit &= todo
-        out[hit] = region
-        todo &= ~hit
-    out[todo] = _GEO_CODES[code][0]   # the code's main region comes first in phonenumbers' metadata
+        if length in (desc.possible_length or md.general_desc.possible_length):
+            patterns.append(f"(?:{desc.national_number_pattern})")
+    return "|".join(patterns) or None
+
+
+def _region_hits(nsn, region: str, md) -> np.ndarray:
+    """Which national numbers (Arrow array) phonenumbers gives to ``region`` (metadata ``md``): its
+    leading digits match, or (a region without them) its general pattern and one of its number types
+    do (a type counts for the lengths it allows): one regex pass per distinct length for the types."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if md.leading_digits is not None:
+        return _regex_hits(nsn, md.leading_digits, full=False)
+    general = md.general_desc
+    lengths = np.asarray(pc.utf8_length(nsn), dtype=np.int64)
+    hit = _matches_desc(nsn, lengths, general, general)
+    typed = np.zeros(len(nsn), dtype=bool)
+    for length in np.unique(lengths[hit]).tolist():
+        pattern = _typed_pattern(region, length)
+        if pattern is not None:
+            sel = np.flatnonzero(hit & (lengths == length))
+            typed[sel] = _regex_hits(nsn.take(pa.array(sel)), pattern, full=True)
+    return hit & typed
+
+
+def _regions_for_national_numbers(nsn, code: str) -> np.ndarray:
+    """``phonenumbers.region_code_for_number`` for many national numbers (ASCII digits; an Arrow array
+    or a ``str`` Series) of one shared calling code, evaluated with vectorised regex matching, each
+    region on the numbers no earlier region took; no region → the code's main region (it comes first
+    in phonenumbers' metadata)."""
+    import pyarrow as pa
+    from phonenumbers import PhoneMetadata
+
+    if isinstance(nsn, pd.Series):
+        nsn = _arrow_strings(nsn.reset_index(drop=True).astype("str"))
+    regions = _GEO_CODES[code]
+    out = np.full(len(nsn), regions[0], dtype=object)
+    left = np.arange(len(nsn))
+    for region in regions:
+        md = PhoneMetadata.metadata_for_region(region)
+        if md is None or len(left) == 0:
+            continue
+        hit = _region_hits(nsn if len(left) == len(nsn) else nsn.take(pa.array(left)), region, md)
+        out[left[hit]] = region
+        left = left[~hit]
     return out
 
 
@@ -196,13 +232,6 @@ def _factorize(values) -> tuple[np.ndarray, pd.Index]:
         series = series.astype("str")
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.intp), uniques
-
-
-def _calling_code_of(digits: str) -> str:
-    for k in (1, 2, 3):
-        if digits[:k] in _KNOWN_CODES:
-            return digits[:k]
-    return ""
 
 
 def resolve_numbers(user_wa_ids, market_map: pd.DataFrame) -> pd.DataFrame:
@@ -231,12 +260,8 @@ def resolve_each_number(numbers: pd.Series, market_map: pd.DataFrame) -> tuple[n
     """:func:`resolve_numbers` of a ``str`` Series of (typically distinct) numbers without the
     factorisation and the mapping back: country, market and problem as object arrays aligned
     with ``numbers`` (NA counts as empty)."""
-    import pyarrow.compute as pc
-
-    uniq = numbers.reset_index(drop=True).fillna("")
-    if pc.any(pc.match_substring_regex(_arrow_strings(uniq), r"[+ ]")).as_py():
-        uniq = uniq.str.replace(r"[+ ]", "", regex=True)
-    return _resolve_distinct(uniq, market_map)
+    arr = _arrow_strings(numbers.reset_index(drop=True).fillna(""))
+    return resolve_number_codes(arr, np.arange(len(arr)), market_map).decode()
 
 
 def _arrow_strings(values: pd.Series):
@@ -249,51 +274,136 @@ def _arrow_strings(values: pd.Series):
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-#: from this many distinct numbers on, numbers are first reduced to one representative per class
-_REDUCE_MIN = 2_000
-#: the answer for a digit string outside the non-NANP shared codes depends only on its first
-#: ``_CLASS_PREFIX`` digits (calling code ≤ 3 digits, ``+1`` area code) and its length
-_CLASS_PREFIX = 1 + _NANP_PREFIX
+#: the problem of a number by its code in :class:`NumberCodes`
+PROBLEMS = ("", UNPARSEABLE_NUMBER, UNKNOWN_CALLING_CODE)
 
 
-def _resolve_distinct(uniq: pd.Series, market_map: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Country, market and problem (object arrays) of distinct cleaned numbers.
+@dataclass(frozen=True)
+class NumberCodes:
+    """Country, market and problem of many numbers as codes: ``country`` over ``country_names`` and
+    ``market`` over ``market_names`` (names numbered in order of first appearance over the numbers, as
+    ``pd.factorize`` numbers them), ``problem`` over :data:`PROBLEMS`; each in the smallest signed
+    integer type that holds it (what a Categorical keeps)."""
+
+    country: np.ndarray
+    country_names: list
+    market: np.ndarray
+    market_names: list
+    problem: np.ndarray
+
+    def decode(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Country, market and problem of each number as object arrays."""
+        return tuple(np.array(names, dtype=object)[codes] for names, codes in (
+            (self.country_names, self.country), (self.market_names, self.market), (PROBLEMS, self.problem)))
+
+
+#: from this many numbers on, numbers are first reduced to one representative per market class (faster
+#: from a few dozen numbers on: 100 numbers 16 -> 2.4 ms, the class answers kept); fewer are resolved
+#: one by one
+_REDUCE_MIN = 16
+#: answers ``(country, problem, calling code)`` of the market classes met so far, by class key: a pure
+#: function of the key and phonenumbers' metadata (as ``_region_for_area_code``), kept across calls
+_CLASS_ANSWERS: dict[int, tuple[str, str, str]] = {}
+#: no more class answers are kept once there are this many
+_CLASS_ANSWERS_MAX = 1 << 16
+
+
+def resolve_number_codes(numbers, rows: np.ndarray, market_map: pd.DataFrame) -> NumberCodes:
+    """Country, market and problem of the numbers ``numbers[rows]`` (an Arrow string array, nulls read
+    as empty; ``rows`` typically the distinct ones) as :class:`NumberCodes`.
 
     Many distinct numbers share their answer: outside the shared calling codes other than ``+1``
     (resolved by phonenumbers' rules on the whole national number), a digit string's calling code,
-    country, market and problem follow from its first :data:`_CLASS_PREFIX` digits and its length,
-    and every non-digit string is unparseable. One representative per such class is resolved
-    (:func:`_resolve_each`) and the answer spread to the class; the members of classes with a
-    shared non-``+1`` code get their country from the whole national number (vectorised)."""
-    n_u = len(uniq)
-    if n_u < max(_REDUCE_MIN, 1):
-        return _resolve_each(uniq, market_map)[:3]
+    country and problem follow from its market class (:mod:`reconcile.engine.numbers`: its first
+    digits and its length), and every non-digit string is unparseable. From :data:`_REDUCE_MIN`
+    numbers on, the classes are found by one compiled pass, one representative per class is resolved
+    (:func:`_class_answers`) and the answer spread to the class; the members of classes with a shared
+    non-``+1`` code get their country from their whole national number (vectorised). Fewer numbers are
+    resolved one by one (:func:`_resolve_each`)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = _arrow_strings(uniq)                        # Arrow directly: no per-call pandas regex parse
-    digits_ok = np.asarray(pc.match_substring_regex(arr, r"^[0-9]+$"), dtype=bool)
-    lengths = np.asarray(pc.utf8_length(arr), dtype=np.int64)
-    prefix_codes = pc.dictionary_encode(pc.utf8_slice_codeunits(arr, 0, _CLASS_PREFIX)).indices
-    # class: (prefix, length) for digit strings; one class (-1) for everything else
-    cls = np.where(digits_ok, np.asarray(prefix_codes, dtype=np.int64) * (int(lengths.max()) + 1) + lengths, -1)
-    classes, first, of_class = np.unique(cls, return_index=True, return_inverse=True)
-    country_r, market_r, problem_r, code_r = _resolve_each(uniq.iloc[first].reset_index(drop=True), market_map,
-                                                            shared_regions=False)
-    country_u, market_u, problem = country_r[of_class], market_r[of_class], problem_r[of_class]
-    shared = np.array([c in _SHARED_CODES and c != "1" for c in code_r], dtype=bool) & (problem_r == "")
-    members = np.flatnonzero(shared[of_class])
+    rows = np.asarray(rows, dtype=np.int64)
+    if numbers.null_count:
+        numbers = pc.fill_null(numbers, "")
+    if len(rows) < max(_REDUCE_MIN, 1):
+        country, problem, _ = _resolve_each(_digit_strings(numbers.take(pa.array(rows))))
+        country_id, names = pd.factorize(country)
+        return _number_codes(list(names), country_id, _problem_codes(problem), market_map)
+    from ..engine.numbers import number_classes
+
+    cls, first, keys, dropped = number_classes(numbers, rows)
+    country_c, problem_c, code_c = _class_answers(numbers, rows[first], keys)
+    names: dict[str, int] = {}
+    country_id = np.array([names.setdefault(c, len(names)) for c in country_c], dtype=np.int64)[cls]
+    shared = np.array([c in _SHARED_CODES and c != "1" for c in code_c], dtype=bool) & (problem_c == "")
+    members = np.flatnonzero(shared[cls])
     if len(members):           # same code and problem as their representative: only the country differs
-        member_code = code_r[of_class[members]]
+        member_code = code_c[cls[members]]
+        digits = numbers.take(pa.array(rows[members]))
+        if dropped:
+            digits = pc.replace_substring_regex(digits, r"[+ ]", "")
         for cc in sorted(set(member_code)):                           # loop over shared calling codes
-            sel = members[member_code == cc]
-            country_u[sel] = _regions_for_national_numbers(uniq.iloc[sel].str[len(cc):], cc)
-        market_u[members] = country_to_market(country_u[members], market_map)
-    return country_u, market_u, problem
+            sel = np.flatnonzero(member_code == cc)
+            nsn = pc.utf8_slice_codeunits(digits.take(pa.array(sel)), len(cc))
+            region_id, regions = pd.factorize(_regions_for_national_numbers(nsn, cc))
+            ids = np.array([names.setdefault(r, len(names)) for r in regions], dtype=np.int64)
+            country_id[members[sel]] = ids[region_id]
+    return _number_codes(list(names), country_id, _problem_codes(problem_c)[cls], market_map)
 
 
-def _resolve_each(uniq: pd.Series, market_map: pd.DataFrame, shared_regions: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Country, market, problem and calling code (object arrays) of each cleaned number
+def _number_codes(names: list, country_id: np.ndarray, problem: np.ndarray, market_map: pd.DataFrame
+                  ) -> NumberCodes:
+    """:class:`NumberCodes` of numbers given their country as ``names[country_id]`` and their problem
+    code: the market of each country by the market map, ``Other`` for every number with a problem."""
+    country, first = pd.factorize(country_id)
+    country_names = [names[i] for i in first]
+    markets: dict[str, int] = {}
+    of_country = np.array([markets.setdefault(m, len(markets)) for m in country_to_market(country_names, market_map)],
+                          dtype=np.int64)
+    market_id = of_country[country]
+    market_id[problem != 0] = markets.setdefault(OTHER_MARKET, len(markets))
+    market, first = pd.factorize(market_id)
+    market_names = list(markets)
+    return NumberCodes(country.astype(np.min_scalar_type(-len(country_names))), country_names,
+                       market.astype(np.min_scalar_type(-len(first))), [market_names[i] for i in first], problem)
+
+
+def _problem_codes(problem: np.ndarray) -> np.ndarray:
+    """Codes (:data:`PROBLEMS`) of problem names."""
+    codes = np.zeros(len(problem), dtype=np.int8)
+    for code, name in enumerate(PROBLEMS[1:], 1):
+        codes[problem == name] = code
+    return codes
+
+
+def _digit_strings(numbers) -> pd.Series:
+    """The numbers of an Arrow string array without ``+`` and spaces, as a ``str`` Series."""
+    import pyarrow.compute as pc
+
+    return pd.Series(pd.array(pc.replace_substring_regex(numbers, r"[+ ]", ""), dtype="str"))
+
+
+def _class_answers(numbers, representatives: np.ndarray, keys: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Country, problem and calling code (object arrays) of market classes (``keys``), by the answer
+    kept for the key or else by resolving its representative ``numbers[representatives]``
+    (:func:`_resolve_each` without the regions of shared codes other than ``+1``)."""
+    import pyarrow as pa
+
+    answers = [_CLASS_ANSWERS.get(k) for k in keys.tolist()]
+    missing = [i for i, a in enumerate(answers) if a is None]
+    if missing:
+        found = _resolve_each(_digit_strings(numbers.take(pa.array(representatives[missing]))), shared_regions=False)
+        for i, answer in zip(missing, zip(*found)):
+            answers[i] = answer
+            if len(_CLASS_ANSWERS) < _CLASS_ANSWERS_MAX:
+                _CLASS_ANSWERS[int(keys[i])] = answer
+    return tuple(np.array([a[col] for a in answers], dtype=object) for col in range(3))
+
+
+def _resolve_each(uniq: pd.Series, shared_regions: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Country, problem and calling code (object arrays) of each cleaned number
     (``shared_regions=False``: numbers of a shared calling code other than ``+1`` get no country)."""
     n_u = len(uniq)
     lengths = uniq.str.len().to_numpy()
@@ -330,9 +440,7 @@ def _resolve_each(uniq: pd.Series, market_map: pd.DataFrame, shared_regions: boo
         if sel.any():
             country_u[sel] = _regions_for_national_numbers(uniq[sel].str[len(cc):], cc)
     country_u[~ok] = ""
-    market_u = country_to_market(country_u, market_map)
-    market_u[~ok] = OTHER_MARKET
-    return country_u, market_u, problem, code
+    return country_u, problem, code
 
 
 def take_strings(values: np.ndarray, indices: np.ndarray) -> pd.Series:

@@ -123,3 +123,71 @@ def test_class_representatives_give_the_per_number_answer(market_map, monkeypatc
     classes = resolve_numbers(pd.Series(numbers, dtype="str"), market_map)
     pd.testing.assert_frame_equal(classes, each, check_exact=True)
     assert set(each["problem"]) == {"", "unparseable_number", "unknown_calling_code"}
+
+
+def test_number_classes_by_prefix_and_length():
+    """One class per (first four digits, length) after dropping '+' and spaces, lengths above 21
+    together; every non-digit or empty string in one class (key 0); classes in order of first appearance."""
+    import pyarrow as pa
+
+    from reconcile.engine.numbers import number_classes
+
+    numbers = pa.array(["447700900123", "447700900999", "4477", "+44 7700 900123", "12a", "", "x",
+                        "1" * 22, "1" * 30, "1" * 21, "4477009001230", "12", "012"])
+    cls, first, keys, dropped = number_classes(numbers, np.arange(len(numbers)))
+    assert cls.tolist() == [0, 0, 1, 0, 2, 2, 2, 3, 3, 3, 4, 5, 6]
+    assert first.tolist() == [0, 2, 4, 7, 10, 11, 12]
+    assert keys.tolist() == [124_478, 44_478, 0, 211_112, 134_478, 20_013, 30_013]
+    assert dropped
+    cls, first, keys, dropped = number_classes(numbers, np.array([4, 0, 1]))
+    assert (cls.tolist(), first.tolist(), keys.tolist(), dropped) == ([0, 1, 1], [0, 1], [0, 124_478], False)
+
+
+@pytest.mark.parametrize("reduce_min", [0, 10**9])
+def test_number_codes_in_order_of_first_appearance(market_map, monkeypatch, reduce_min):
+    """Codes over names numbered by first appearance (as pd.factorize), by classes or one by one, and the
+    same again from the class answers kept by the first call."""
+    import pyarrow as pa
+
+    import reconcile.rules.markets as markets
+
+    monkeypatch.setattr(markets, "_REDUCE_MIN", reduce_min)
+    monkeypatch.setattr(markets, "_CLASS_ANSWERS", {})
+    numbers = pa.array(["447700900123", "5511987650001", "999123", "447911123456", "12a", "5511987650002"])
+    for _ in range(2):
+        got = markets.resolve_number_codes(numbers, np.arange(6), market_map)
+        assert (got.country.tolist(), got.country_names) == ([0, 1, 2, 3, 2, 1], ["GB", "BR", "", "GG"])
+        assert (got.market.tolist(), got.market_names) == ([0, 1, 2, 0, 2, 1], ["United Kingdom", "Brazil", "Other"])
+        assert got.problem.tolist() == [0, 0, 2, 0, 1, 0]
+        assert [p.tolist() for p in got.decode()][2] == ["", "", "unknown_calling_code", "", "unparseable_number", ""]
+    assert len(markets._CLASS_ANSWERS) == (5 if reduce_min == 0 else 0)
+    nulls = markets.resolve_number_codes(pa.array(["12a", None]), np.arange(2), market_map)
+    assert (nulls.problem.tolist(), nulls.country_names) == ([1, 1], [""])
+    got = markets.resolve_number_codes(numbers, np.array([5, 0]), market_map)
+    assert (got.country.tolist(), got.country_names, got.market_names) == ([0, 1], ["BR", "GB"],
+                                                                           ["Brazil", "United Kingdom"])
+
+
+def test_shared_code_regions_agree_with_phonenumbers_on_every_number_type():
+    """The example number of every number type of every region of a shared code (other than +1), with
+    its last 0..3 digits replaced at random: the vectorised regions (types merged per length) are
+    phonenumbers' ``region_code_for_number`` (no region: the code's main region)."""
+    import pyarrow as pa
+    from phonenumbers import PhoneMetadata
+
+    import reconcile.rules.markets as markets
+
+    rng = np.random.default_rng(3)
+    seen = set()
+    for cc in sorted(markets._SHARED_CODES - {"1"}):
+        examples = [desc.example_number for region in markets._GEO_CODES[cc] for name in markets._TYPE_DESCS
+                    for desc in [getattr(PhoneMetadata.metadata_for_region(region), name, None)]
+                    if desc is not None and desc.example_number]
+        nsn = [e[:k] + "".join(rng.choice(list("0123456789"), len(e) - k))
+               for e in examples for k in range(len(e) - 3, len(e) + 1)]
+        got = markets._regions_for_national_numbers(pa.array(nsn), cc)
+        want = [phonenumbers.region_code_for_number(phonenumbers.parse("+" + cc + n)) or markets._GEO_CODES[cc][0]
+                for n in nsn]
+        assert got.tolist() == want, cc
+        seen |= set(want)
+    assert {"GG", "JE", "IM", "KZ", "VA", "SJ", "AX", "YT", "BQ", "CX"} <= seen
