@@ -89,6 +89,7 @@ def load_kernels() -> None:
     from . import strategies as S
     from .accounts import load_kernels as load_account_kernels
     from .hashing import repeated_candidates
+    from .numbers import number_classes
     from .sorting import warm_up as load_prepare_kernels
     from .windows import coverage_codes, window_pass
 
@@ -97,6 +98,7 @@ def load_kernels() -> None:
     load_conservation_kernels()
     load_instant_kernels()
     load_account_kernels()
+    number_classes(pa.array(["1"]), np.zeros(1, np.int64))
     i, b = np.zeros(1, np.int64), np.zeros(1, np.bool_)
     sw = S.regime_switches()
     window_pass(i, i, b, b, b, i, i, i, sw.strategy, sw.era, sw.fep_ns, sw.utility_in_csw_free,

@@ -8,7 +8,8 @@ import inspect
 from numba.core.registry import CPUDispatcher
 
 KERNEL_MODULES = ("reconcile.engine.windows", "reconcile.engine.hashing", "reconcile.engine.sorting",
-                  "reconcile.engine.string_sets", "reconcile.conservation", "reconcile.io.instants")
+                  "reconcile.engine.string_sets", "reconcile.engine.accounts", "reconcile.engine.numbers",
+                  "reconcile.conservation", "reconcile.io.instants")
 
 
 def test_load_kernels_compiles_or_loads_every_numba_kernel_of_the_package():
