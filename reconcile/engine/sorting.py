@@ -103,45 +103,82 @@ def lookup_strings(strings, keys) -> np.ndarray:
     return _lookup_strings(strings[0], strings[1], keys[0], keys[1])
 
 
+@njit(cache=True)
+def _classify_row(inb, bill, delivered, read, sent, account, dropped):
+    """One row of :func:`classify_rows` given its direction (``inb``) and billable (``bill``) tests:
+    ``(inbound, billable, charge, unknown, missing_time, missing_in)`` (scalars only: no array is
+    passed per row, so no reference counting in the loops)."""
+    nat = np.iinfo(np.int64).min
+    c = delivered if delivered != nat else read
+    c = sent if inb else (c if bill else nat)
+    if dropped:                       # a merged duplicate: no message
+        return False, False, c, False, False, False
+    unk = account < 0
+    return inb, bill, c, unk, bill & (c == nat) & (not unk), inb & (c == nat) & (not unk)
+
+
+@njit(cache=True)
+def _masks(n):
+    return np.empty(n, np.bool_), np.empty(n, np.bool_), np.empty(n, np.bool_), np.empty(n, np.bool_), \
+        np.empty(n, np.bool_)
+
+
 @njit(cache=True, nogil=True)
-def _classify_rows(dir_off, dir_data, st_off, st_data, delivered, read, sent, account, dir_len, dir_words,
+def _classify_rows(dir_off, dir_data, st_off, st_data, delivered, read, sent, account, dropped, dir_len, dir_words,
                    st_len, st_words):
     n = account.shape[0]
-    nat = np.iinfo(np.int64).min
-    inbound = np.empty(n, np.bool_)
-    billable = np.empty(n, np.bool_)
+    inbound, billable, unknown, missing_time, missing_in = _masks(n)
     charge = np.empty(n, np.int64)
-    unknown = np.empty(n, np.bool_)
-    missing_time = np.empty(n, np.bool_)
-    missing_in = np.empty(n, np.bool_)
+    has_dropped = dropped.shape[0] > 0
     for i in range(n):
         d = _word_at(dir_off, dir_data, i, dir_len, dir_words)             # 0 inbound, 1 outbound
-        inb = d == 0
         bill = (d == 1) & (_word_at(st_off, st_data, i, st_len, st_words) >= 0)   # delivered / read
-        di = delivered[i]
-        c = di if di != nat else read[i]
-        c = sent[i] if inb else (c if bill else nat)
-        unk = account[i] < 0
-        inbound[i] = inb
-        billable[i] = bill
-        charge[i] = c
-        unknown[i] = unk
-        missing_time[i] = bill & (c == nat) & (not unk)
-        missing_in[i] = inb & (c == nat) & (not unk)
+        (inbound[i], billable[i], charge[i], unknown[i], missing_time[i], missing_in[i]) = _classify_row(
+            d == 0, bill, delivered[i], read[i], sent[i], account[i], has_dropped and dropped[i])
     return inbound, billable, charge, unknown, missing_time, missing_in
 
 
-def classify_rows(direction, status, delivered, read, sent, account):
+@njit(cache=True, nogil=True)
+def _classify_codes(dir_codes, st_codes, delivered, read, sent, account, dropped, dir_of, billable_status):
+    n = account.shape[0]
+    inbound, billable, unknown, missing_time, missing_in = _masks(n)
+    charge = np.empty(n, np.int64)
+    has_dropped = dropped.shape[0] > 0
+    for i in range(n):       # a code of -1 (NaN) reads each table's last entry: "none"
+        d = dir_of[dir_codes[i]]
+        (inbound[i], billable[i], charge[i], unknown[i], missing_time[i], missing_in[i]) = _classify_row(
+            d == 0, (d == 1) & billable_status[st_codes[i]], delivered[i], read[i], sent[i], account[i],
+            has_dropped and dropped[i])
+    return inbound, billable, charge, unknown, missing_time, missing_in
+
+
+def _classify_args(delivered, read, sent, account, dropped):
+    return (_ro(delivered, np.int64), _ro(read, np.int64), _ro(sent, np.int64), _ro(account, np.int64),
+            _ro(np.zeros(0, np.bool_) if dropped is None else dropped, np.bool_))
+
+
+def classify_rows(direction, status, delivered, read, sent, account, dropped=None):
     """Per message, from the ``direction``/``status`` strings (:func:`string_buffers`), the instants
     (int64 ns, NaT = int64 min) and the account index: ``inbound`` (direction "inbound"), ``billable``
     (direction "outbound" and status "delivered"/"read"), the charge instant (``sent`` when inbound,
     ``delivered`` else ``read`` when billable, else NaT), ``unknown`` (account < 0) and the masks
-    ``billable & NaT & known`` (missing delivery time), ``inbound & NaT & known`` (missing received time)."""
+    ``billable & NaT & known`` (missing delivery time), ``inbound & NaT & known`` (missing received time).
+    Rows of ``dropped`` (optional mask) are no messages: every mask False there (the charge instant stays)."""
     dir_len, dir_words = vocabulary_table(("inbound", "outbound"))
     st_len, st_words = vocabulary_table(("delivered", "read"))
-    return _classify_rows(direction[0], direction[1], status[0], status[1], _ro(delivered, np.int64),
-                          _ro(read, np.int64), _ro(sent, np.int64), _ro(account, np.int64), dir_len, dir_words,
-                          st_len, st_words)
+    return _classify_rows(direction[0], direction[1], status[0], status[1],
+                          *_classify_args(delivered, read, sent, account, dropped), dir_len, dir_words, st_len,
+                          st_words)
+
+
+def classify_codes(direction, status, delivered, read, sent, account, dropped=None):
+    """:func:`classify_rows` of Categorical ``direction``/``status`` columns, each given as ``(codes,
+    categories)`` (codes of any integer type, -1 for NaN; categories a sequence of strings): the string
+    tests run once per category, then one pass over the codes."""
+    dir_of = np.array([{"inbound": 0, "outbound": 1}.get(str(c), -1) for c in direction[1]] + [-1], np.int64)
+    billable_status = np.array([str(c) in ("delivered", "read") for c in status[1]] + [False], np.bool_)
+    return _classify_codes(_ro(direction[0], np.int32), _ro(status[0], np.int32),
+                           *_classify_args(delivered, read, sent, account, dropped), _ro(dir_of), _ro(billable_status))
 
 
 # =========================================================================== sorted codes
@@ -632,6 +669,7 @@ def warm_up() -> None:
     b = np.zeros(2, np.bool_)
     lookup_strings(strings, strings)
     classify_rows(strings, strings, i, i, i, i)
+    classify_codes((i, ["a"]), (i, ["a"]), i, i, i, i)
     digit_codes(strings)
     renumber(np.zeros(2, np.int64), np.zeros(1, np.int64))
     attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})

@@ -285,3 +285,32 @@ def test_radix_sort_of_many_events_in_parts_and_threads():
             assert np.array_equal(out, expected) and np.array_equal(packed, np.sort(value).astype(np.uint64))
     finally:
         sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = saved
+
+
+def test_classify_codes_of_categoricals_with_nan_and_dropped_rows():
+    nat = np.iinfo(np.int64).min
+    # rows: inbound with sent; outbound delivered (delivered_at); outbound read (read_at only); outbound
+    # delivered without instants; outbound sent; NaN direction; inbound without sent (unknown account);
+    # inbound dropped (a merged duplicate)
+    direction = (np.array([1, 0, 0, 0, 0, -1, 1, 1]), ["outbound", "inbound"])
+    status = (np.array([2, 0, 1, 0, -1, 0, 2, 2]), ["delivered", "read", "received"])
+    sent = np.array([10, 20, 30, 40, 50, 60, nat, 80])
+    delivered = np.array([nat, 21, nat, nat, 51, 61, nat, nat])
+    read = np.array([nat, 22, 33, nat, nat, nat, nat, nat])
+    account = np.array([0, 1, 1, 0, 0, 0, -1, -1])
+    dropped = np.array([False] * 7 + [True])
+    inbound, billable, charge, unknown, missing_time, missing_in = sorting.classify_codes(
+        direction, status, delivered, read, sent, account, dropped)
+    assert inbound.tolist() == [True, False, False, False, False, False, True, False]
+    assert billable.tolist() == [False, True, True, True, False, False, False, False]
+    assert charge.tolist() == [10, 21, 33, nat, nat, nat, nat, 80]
+    assert unknown.tolist() == [False] * 6 + [True, False]
+    assert missing_time.tolist() == [False, False, False, True, False, False, False, False]
+    assert missing_in.tolist() == [False] * 8           # row 6: unknown account, row 7: dropped
+    # the string kernel gives the same answers on the same values
+    as_strings = [pa.array([names[c] if c >= 0 else "" for c in codes], type=pa.large_string())
+                  for codes, names in (direction, status)]
+    strings = sorting.classify_rows(*(sorting.string_buffers(a) for a in as_strings), delivered, read, sent,
+                                    account, dropped)
+    for got, want in zip(strings, (inbound, billable, charge, unknown, missing_time, missing_in)):
+        assert got.tolist() == want.tolist()
