@@ -15,6 +15,8 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .contracts import DQ_COLUMNS, DQ_SEVERITIES
 
@@ -45,7 +47,7 @@ class QualityLog:
 
     def __init__(self) -> None:
         self._singles: list[Finding] = []
-        self._frames: list[pd.DataFrame] = []
+        self._chunks: list[dict[str, object]] = []     # per add_many: column -> array (one length)
         self._frame_cache: tuple[tuple[int, int], pd.DataFrame] | None = None   # see frame()
 
     # ------------------------------------------------------------------ adding
@@ -57,7 +59,11 @@ class QualityLog:
 
     def add_many(self, severity: str, code: str, *, source=None, row=None, column="", message_id=None,
                  detail="", n: int | None = None) -> None:
-        """Add one finding per element. Every argument may be a scalar or an array-like of one length."""
+        """Add one finding per element. Every argument may be a scalar or an array-like of one length.
+
+        The columns are kept as arrays (``row`` as a nullable ``Int64`` array; integer arrays are taken
+        as they are) and become one table only when :meth:`frame` is read: a step's few findings cost
+        no DataFrame of their own."""
         _check(severity, code)
         lengths = {len(v) for v in (source, row, message_id, detail, column)
                    if v is not None and not isinstance(v, str) and hasattr(v, "__len__")}
@@ -76,11 +82,14 @@ class QualityLog:
                 return np.full(size, value, dtype=object)
             return np.asarray(value, dtype=object)
 
-        rows = pd.array(col(row, None), dtype="Int64") if row is not None else pd.array([None] * size, dtype="Int64")
-        self._frames.append(pd.DataFrame({
-            "severity": severity, "code": code, "source": col(source), "row": rows, "column": col(column),
-            "message_id": col(message_id), "detail": col(detail),
-        }))
+        if row is None:
+            rows = pd.array([None] * size, dtype="Int64")
+        elif pd.api.types.is_integer_dtype(getattr(row, "dtype", None)):
+            rows = pd.array(row, dtype="Int64")
+        else:
+            rows = pd.array(col(row, None), dtype="Int64")
+        self._chunks.append({"severity": severity, "code": code, "source": col(source), "row": rows,
+                             "column": col(column), "message_id": col(message_id), "detail": col(detail)})
 
     def extend(self, findings: Iterable[Finding]) -> None:
         for f in findings:
@@ -89,7 +98,7 @@ class QualityLog:
 
     def merge(self, other: "QualityLog") -> None:
         self._singles.extend(other._singles)
-        self._frames.extend(other._frames)
+        self._chunks.extend(other._chunks)
 
     # ------------------------------------------------------------------ reading
     def frame(self) -> pd.DataFrame:
@@ -98,30 +107,30 @@ class QualityLog:
 
         Findings are only ever appended, so the sorted frame is kept until the next one arrives (a run
         reads it several times: conservation, run record, publishing); each caller gets its own copy."""
-        key = (len(self._singles), len(self._frames))
+        key = (len(self._singles), len(self._chunks))
         cached = self._frame_cache
         if cached is None or cached[0] != key:
             cached = self._frame_cache = (key, self._sorted_frame())
         return cached[1].copy(deep=False)
 
     def _sorted_frame(self) -> pd.DataFrame:
-        parts = list(self._frames)
+        parts = [{c: np.full(len(chunk["row"]), chunk[c], dtype=object) if c in ("severity", "code") else chunk[c]
+                  for c in DQ_COLUMNS} for chunk in self._chunks]
         if self._singles:
-            parts.append(pd.DataFrame({
+            parts.append({
                 "severity": [f.severity for f in self._singles], "code": [f.code for f in self._singles],
                 "source": [f.source for f in self._singles],
                 "row": pd.array([f.row for f in self._singles], dtype="Int64"),
                 "column": [f.column for f in self._singles], "message_id": [f.message_id for f in self._singles],
                 "detail": [f.detail for f in self._singles],
-            }))
+            })
         if not parts:
             out = pd.DataFrame({c: pd.Series(dtype=object) for c in DQ_COLUMNS})
             out["row"] = out["row"].astype("Int64")
             return out
-        out = pd.concat(parts, ignore_index=True)[DQ_COLUMNS]
-        for c in DQ_COLUMNS:
-            if c != "row":
-                out[c] = out[c].fillna("").astype(str)
+        out = pd.DataFrame({c: _concat_rows([pd.array(part[c], dtype="Int64") for part in parts]) if c == "row"
+                            else _text(np.concatenate([np.asarray(part[c], dtype=object) for part in parts]))
+                            for c in DQ_COLUMNS})
         out = out.sort_values(["severity", "code", "source", "row", "column", "message_id", "detail"],
                               kind="stable", na_position="first").reset_index(drop=True)
         return out
@@ -135,10 +144,27 @@ class QualityLog:
         return {f"{sev}:{code}": int(n) for (sev, code), n in s.items()}
 
     def __len__(self) -> int:
-        return len(self._singles) + sum(len(f) for f in self._frames)
+        return len(self._singles) + sum(len(chunk["row"]) for chunk in self._chunks)
 
     def has(self, code: str) -> bool:
-        return any(f.code == code for f in self._singles) or any((f["code"] == code).any() for f in self._frames)
+        return any(f.code == code for f in self._singles) or any(chunk["code"] == code for chunk in self._chunks)
+
+
+def _text(values: np.ndarray) -> pd.Series:
+    """``values`` (objects) as a ``str`` column, ``""`` for None/NaN: one Arrow conversion when every
+    value is a string or missing, else pandas' ``fillna("").astype(str)`` (e.g. numbers)."""
+    try:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.Series(values, dtype=object).fillna("").astype(str)
+    return pd.Series(pd.array(pc.fill_null(arr, ""), dtype="str"))
+
+
+def _concat_rows(arrays: list) -> pd.api.extensions.ExtensionArray:
+    """One nullable ``Int64`` array of the ``Int64`` arrays ``arrays`` (in order)."""
+    values = np.concatenate([a.to_numpy(dtype=np.int64, na_value=0) for a in arrays])
+    mask = np.concatenate([np.asarray(a.isna(), dtype=bool) for a in arrays])
+    return pd.arrays.IntegerArray(values, mask)
 
 
 def _check(severity: str, code: str) -> None:

@@ -314,15 +314,21 @@ def _instants_ns(values) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndarray:
+def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray):
+    """``source`` (strings, ``""`` for none) or ``row`` (a nullable ``Int64`` array) of the rows at
+    ``positions``, for :meth:`.QualityLog.add_many`. Only those rows are read (a Categorical ``source``:
+    its codes, then one string per category)."""
     if col not in frame.columns:
         return np.full(len(positions), "" if col == "source" else None, dtype=object)
-    vals = frame[col].iloc[positions]
+    column = frame[col]
     if col == "row":
-        return vals.astype("Int64").to_numpy(dtype=object, na_value=None)
-    if isinstance(vals.dtype, pd.CategoricalDtype):            # ``source`` is one code per file
-        vals = vals.astype(object)
-    return vals.fillna("").astype(str).to_numpy(dtype=object)
+        if column.dtype.kind in "iu":
+            return pd.array(column.to_numpy()[positions], dtype="Int64")
+        return column.iloc[positions].astype("Int64").array
+    if isinstance(column.dtype, pd.CategoricalDtype):            # ``source`` is one code per file
+        names = [str(c) for c in column.cat.categories.fillna("").astype(object)] + [""]     # code -1: none
+        return np.array(names, dtype=object)[column.cat.codes.to_numpy()[positions]]
+    return column.iloc[positions].fillna("").astype(str).to_numpy(dtype=object)
 
 
 # =========================================================================== arrow helpers
