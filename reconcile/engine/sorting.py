@@ -331,6 +331,12 @@ def _event_stats(rows, phone, user, t_all):
     t1 = np.iinfo(np.int64).min
     pmax = np.int64(0)
     umax = np.int64(0)
+    # ``t - first`` is a multiple of 1e9 (1e6, 1e3) for every t iff every t has the same remainder
+    # modulo 1e9 (1e6, 1e3): one pass, compared with the remainders of the first event's instant
+    ref = t_all[rows[0]] % 1_000_000_000 if m else np.int64(0)
+    d9 = True
+    d6 = True
+    d3 = True
     for j in range(m):
         r = rows[j]
         t = t_all[r]
@@ -338,18 +344,11 @@ def _event_stats(rows, phone, user, t_all):
         t1 = max(t1, t)
         pmax = max(pmax, phone[r])
         umax = max(umax, user[r])
-    d9 = True
-    d6 = True
-    d3 = True
-    for j in range(m):
-        rel = t_all[rows[j]] - t0
-        if rel % 1000 != 0:
-            d9 = d6 = d3 = False
-            break
-        if d6 and rel % 1_000_000 != 0:
-            d9 = d6 = False
-        elif d9 and rel % 1_000_000_000 != 0:
+        rem = t % 1_000_000_000
+        if rem != ref:
             d9 = False
+            d6 = d6 and rem % 1_000_000 == ref % 1_000_000
+            d3 = d3 and rem % 1000 == ref % 1000
     unit = 1_000_000_000 if d9 else 1_000_000 if d6 else 1000 if d3 else 1
     return t0, t1, pmax, umax, np.int64(unit)
 
@@ -595,20 +594,26 @@ def _era_columns(day, zone_idx, regime_starts, era_starts, bounds):
     m = day.shape[0]
     regime = np.empty(m, np.int64)
     nxt = np.empty(m, np.int64)
-    nr = regime_starts.shape[0]
-    ne = era_starts.shape[0]
+    if m == 0:
+        return regime, nxt
+    lo = day.min()
+    span = day.max() - lo + 1         # at most ~213,000 days (the int64 nanosecond range)
+    regime_of = np.empty(span, np.int64)
+    column_of = np.empty(span, np.int64)
     ncol = bounds.shape[1]
-    for j in range(m):
-        d = day[j]
-        k = 0
-        while k < nr and regime_starts[k] <= d:
+    k = 0
+    e = 0
+    for d in range(span):             # both searches once per day of the span
+        while k < regime_starts.shape[0] and regime_starts[k] <= lo + d:
             k += 1
-        regime[j] = k - 1
-        e = 0
-        while e < ne and era_starts[e] <= d:
+        while e < era_starts.shape[0] and era_starts[e] <= lo + d:
             e += 1
-        e -= 1
-        nxt[j] = bounds[zone_idx[j], e if e >= 0 else e + ncol]
+        regime_of[d] = k - 1
+        column_of[d] = e - 1 if e >= 1 else e - 1 + ncol
+    for j in range(m):
+        d = day[j] - lo
+        regime[j] = regime_of[d]
+        nxt[j] = bounds[zone_idx[j], column_of[d]]
     return regime, nxt
 
 

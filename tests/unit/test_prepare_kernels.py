@@ -314,3 +314,18 @@ def test_classify_codes_of_categoricals_with_nan_and_dropped_rows():
                                     account, dropped)
     for got, want in zip(strings, (inbound, billable, charge, unknown, missing_time, missing_in)):
         assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("step", [10**9, 10**6, 10**3, 1, 7 * 10**8])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_event_stats_unit_is_the_largest_power_dividing_every_offset(step, sign):
+    rng = np.random.default_rng(step % 97)
+    n = 500
+    t_all = sign * (1_746_000_000 * 10**9 + 123 + rng.integers(0, 10**6, n) * step)
+    rows = np.flatnonzero(rng.random(n) < 0.8)
+    phone, user = rng.integers(0, 24, n), rng.integers(0, 9000, n)
+    t0, t1, pmax, umax, unit = sorting.event_stats(rows, phone, user, t_all)
+    t = t_all[rows]
+    assert (t0, t1, pmax, umax) == (t.min(), t.max(), phone[rows].max(), user[rows].max())
+    expected = next(u for u in (10**9, 10**6, 10**3, 1) if ((t - t0) % u == 0).all())
+    assert unit == expected == {10**9: 10**9, 10**6: 10**6, 10**3: 10**3, 1: 1, 7 * 10**8: 10**6}[step]
