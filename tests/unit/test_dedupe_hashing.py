@@ -104,3 +104,11 @@ def test_200k_ids_short_and_long_with_a_few_repeats():
         got = repeated_candidates(arr)
         assert np.flatnonzero(got).tolist() == np.flatnonzero(_exact_repeats(list(vals))).tolist()
         assert got.sum() == 500
+
+
+def test_candidates_of_many_ids_spread_over_every_part():
+    rng = np.random.default_rng(7)
+    values = [f"wamid.{v}" for v in rng.integers(0, 40_000, 30_000)]      # ~1/3 of the rows repeat an id
+    exact = _exact_repeats(values)
+    got = repeated_candidates(pa.array(values, type=pa.string()))
+    assert exact.sum() > 5_000 and (got == exact).all()
