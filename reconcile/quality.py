@@ -42,6 +42,10 @@ class InputError(Exception):
         self.source, self.row, self.column = source, row, column
 
 
+#: the order of the findings table (its columns, ``row`` missing first)
+_SORT_KEYS = ("severity", "code", "source", "row", "column", "message_id", "detail")
+
+
 class QualityLog:
     """Collects findings; cheap to add to in bulk; renders the contract's table."""
 
@@ -128,12 +132,15 @@ class QualityLog:
             out = pd.DataFrame({c: pd.Series(dtype=object) for c in DQ_COLUMNS})
             out["row"] = out["row"].astype("Int64")
             return out
-        out = pd.DataFrame({c: _concat_rows([pd.array(part[c], dtype="Int64") for part in parts]) if c == "row"
-                            else _text(np.concatenate([np.asarray(part[c], dtype=object) for part in parts]))
-                            for c in DQ_COLUMNS})
-        out = out.sort_values(["severity", "code", "source", "row", "column", "message_id", "detail"],
-                              kind="stable", na_position="first").reset_index(drop=True)
-        return out
+        columns = {c: _text(np.concatenate([np.asarray(part[c], dtype=object) for part in parts]))
+                   for c in DQ_COLUMNS if c != "row"}
+        rows, missing = _concat_rows([pd.array(part["row"], dtype="Int64") for part in parts])
+        columns["row"] = pa.array(rows, mask=missing)
+        # every column is a key: rows in the same place are equal, so any sort (Arrow's) gives one order
+        order = pc.sort_indices(pa.table(columns), sort_keys=[(c, "ascending", "at_start") for c in _SORT_KEYS])
+        taken = np.asarray(order)
+        return pd.DataFrame({c: pd.arrays.IntegerArray(rows[taken], missing[taken]) if c == "row"
+                             else pd.Series(pd.array(pc.take(columns[c], order), dtype="str")) for c in DQ_COLUMNS})
 
     def counts(self) -> dict[str, int]:
         """Number of findings per ``severity:code``."""
@@ -150,21 +157,22 @@ class QualityLog:
         return any(f.code == code for f in self._singles) or any(chunk["code"] == code for chunk in self._chunks)
 
 
-def _text(values: np.ndarray) -> pd.Series:
-    """``values`` (objects) as a ``str`` column, ``""`` for None/NaN: one Arrow conversion when every
-    value is a string or missing, else pandas' ``fillna("").astype(str)`` (e.g. numbers)."""
+def _text(values: np.ndarray) -> pa.Array:
+    """``values`` (objects) as Arrow strings, ``""`` for None/NaN (pandas' ``fillna("").astype(str)``):
+    one Arrow conversion when every value is a string or missing, else by pandas (e.g. numbers)."""
     try:
         arr = pa.array(values, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.Series(values, dtype=object).fillna("").astype(str)
-    return pd.Series(pd.array(pc.fill_null(arr, ""), dtype="str"))
+        return pa.array(pd.Series(values, dtype=object).fillna("").astype(str).to_numpy(dtype=object),
+                        type=pa.large_string())
+    return pc.fill_null(arr, "")
 
 
-def _concat_rows(arrays: list) -> pd.api.extensions.ExtensionArray:
-    """One nullable ``Int64`` array of the ``Int64`` arrays ``arrays`` (in order)."""
+def _concat_rows(arrays: list) -> tuple[np.ndarray, np.ndarray]:
+    """The ``Int64`` arrays ``arrays`` one after the other: int64 values (0 where missing) and the mask
+    of missing values."""
     values = np.concatenate([a.to_numpy(dtype=np.int64, na_value=0) for a in arrays])
-    mask = np.concatenate([np.asarray(a.isna(), dtype=bool) for a in arrays])
-    return pd.arrays.IntegerArray(values, mask)
+    return values, np.concatenate([np.asarray(a.isna(), dtype=bool) for a in arrays])
 
 
 def _check(severity: str, code: str) -> None:
