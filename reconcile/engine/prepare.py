@@ -156,6 +156,9 @@ def _merge_column(column: pd.Series, col: str, dup_rows: np.ndarray, starts: np.
             vals = ns[_first_non_empty(empty, starts)]
         conflict = _disagree(np.where(empty, -1, pd.factorize(ns)[0]), starts) if col in CONFLICT_FIELDS else None
         return (vals, vals != ns[starts]), conflict
+    arr = getattr(column.array, "_pa_array", None)
+    if col != "status" and arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return _merge_strings(arr, col, dup_rows, starts)
     values = column.take(dup_rows)
     empty = _empty_mask(values)
     first = _first_non_empty(empty, starts)
@@ -174,6 +177,24 @@ def _merge_column(column: pd.Series, col: str, dup_rows: np.ndarray, starts: np.
         fcodes = pd.factorize(values)[0].astype(np.int64)
         conflict = _disagree(np.where(empty, -1, fcodes), starts)
     return (vals, differs), conflict
+
+
+def _merge_strings(arr, col: str, dup_rows: np.ndarray, starts: np.ndarray
+                   ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+    """:func:`_merge_column` of an Arrow-backed string column, by Arrow on the duplicated rows: the first
+    non-empty value (objects, None for missing), whether it differs from the first row's (a missing value
+    always does, as pandas compares it) and, for :data:`CONFLICT_FIELDS`, the conflicts."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    values = arr.take(pa.array(dup_rows))
+    empty = np.asarray(pc.fill_null(pc.equal(pc.binary_length(values), 0), True), dtype=bool)   # null or ""
+    merged = values.take(pa.array(_first_non_empty(empty, starts)))
+    differs = ~np.asarray(pc.fill_null(pc.equal(merged, values.take(pa.array(starts))), False), dtype=bool)
+    conflict = None
+    if col in CONFLICT_FIELDS:
+        codes = np.asarray(pc.fill_null(pc.dictionary_encode(values).indices, -1), dtype=np.int64)
+        conflict = _disagree(np.where(empty, -1, codes), starts)
+    return (merged.to_numpy(zero_copy_only=False), differs), conflict
 
 
 def _merge_codes(codes: np.ndarray, names: list[str], col: str, starts: np.ndarray
@@ -367,6 +388,10 @@ def per_category(values, per_value: np.ndarray, missing=0) -> np.ndarray:
     codes = values.cat.codes.to_numpy() if isinstance(values, pd.Series) else np.asarray(values.codes)
     per_value = np.asarray(per_value)
     table = np.append(per_value, np.asarray([missing], dtype=per_value.dtype))   # code -1 → the last
+    if table.dtype == np.int64:
+        from .sorting import renumber
+
+        return renumber(codes, table)
     return table[codes]
 
 
@@ -454,13 +479,14 @@ def _sorted_category_codes(codes: np.ndarray, categories: pa.Array) -> tuple[np.
     """:func:`sorted_codes` of a Categorical column: the categories that occur are ranked exactly as
     :func:`sorted_codes` ranks strings (digit strings by value then length, else code point order),
     then each row's code is mapped to its category's rank."""
-    present = np.flatnonzero(np.bincount(codes, minlength=len(categories))) if len(codes) else \
-        np.zeros(0, np.int64)
+    from . import sorting
+
+    present = np.flatnonzero(sorting.code_counts(codes, len(categories)))
     used = pc.take(categories, pa.array(present))
     rank, names = sorted_codes(used)                       # distinct strings: rank = sorted position
     table = np.zeros(len(categories), dtype=np.int64)
     table[present] = rank
-    return table[codes], names
+    return sorting.renumber(codes, table), names
 
 
 def _digit_codes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
