@@ -118,8 +118,8 @@ class QualityLog:
         return cached[1].copy(deep=False)
 
     def _sorted_frame(self) -> pd.DataFrame:
-        parts = [{c: np.full(len(chunk["row"]), chunk[c], dtype=object) if c in ("severity", "code") else chunk[c]
-                  for c in DQ_COLUMNS} for chunk in self._chunks]
+        parts = [{c: pa.repeat(chunk[c], len(chunk["row"])).cast(pa.large_string()) if c in ("severity", "code")
+                  else chunk[c] for c in DQ_COLUMNS} for chunk in self._chunks]
         if self._singles:
             parts.append({
                 "severity": [f.severity for f in self._singles], "code": [f.code for f in self._singles],
@@ -132,13 +132,15 @@ class QualityLog:
             out = pd.DataFrame({c: pd.Series(dtype=object) for c in DQ_COLUMNS})
             out["row"] = out["row"].astype("Int64")
             return out
-        columns = {c: _text(np.concatenate([np.asarray(part[c], dtype=object) for part in parts]))
-                   for c in DQ_COLUMNS if c != "row"}
+        columns = {c: pa.concat_arrays([_text(part[c]) for part in parts]) for c in DQ_COLUMNS if c != "row"}
         rows, missing = _concat_rows([pd.array(part["row"], dtype="Int64") for part in parts])
-        columns["row"] = pa.array(rows, mask=missing)
-        # every column is a key: rows in the same place are equal, so any sort (Arrow's) gives one order
-        order = pc.sort_indices(pa.table(columns), sort_keys=[(c, "ascending", "at_start") for c in _SORT_KEYS])
-        taken = np.asarray(order)
+        # every column is a key (rows in the same place are equal, so any sort gives one order): dense
+        # ranks of the strings by Arrow, then one integer lexsort (Arrow's multi-column sort is slow on
+        # ties); a missing row number comes first
+        keys = {c: [_string_ranks(columns[c])] for c in columns}
+        keys["row"] = [~missing, rows]
+        taken = np.lexsort([k for c in reversed(_SORT_KEYS) for k in reversed(keys[c])])
+        order = pa.array(taken)
         return pd.DataFrame({c: pd.arrays.IntegerArray(rows[taken], missing[taken]) if c == "row"
                              else pd.Series(pd.array(pc.take(columns[c], order), dtype="str")) for c in DQ_COLUMNS})
 
@@ -157,15 +159,29 @@ class QualityLog:
         return any(f.code == code for f in self._singles) or any(chunk["code"] == code for chunk in self._chunks)
 
 
-def _text(values: np.ndarray) -> pa.Array:
-    """``values`` (objects) as Arrow strings, ``""`` for None/NaN (pandas' ``fillna("").astype(str)``):
-    one Arrow conversion when every value is a string or missing, else by pandas (e.g. numbers)."""
+def _text(values) -> pa.Array:
+    """``values`` (Arrow strings or objects) as Arrow ``large_string``, ``""`` for None/NaN (pandas'
+    ``fillna("").astype(str)``): one Arrow conversion when every value is a string or missing, else by
+    pandas (e.g. numbers)."""
+    if isinstance(values, pa.Array):
+        return values
+    values = np.asarray(values, dtype=object)
     try:
         arr = pa.array(values, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array(pd.Series(values, dtype=object).fillna("").astype(str).to_numpy(dtype=object),
                         type=pa.large_string())
     return pc.fill_null(arr, "")
+
+
+def _string_ranks(arr: pa.Array) -> np.ndarray:
+    """Per string, the rank of its value among the distinct values (code point order): the distinct
+    values are sorted, not every string (a findings column holds few distinct values)."""
+    encoded = pc.dictionary_encode(arr)
+    order = np.asarray(pc.sort_indices(encoded.dictionary), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[np.asarray(encoded.indices, dtype=np.int64)]
 
 
 def _concat_rows(arrays: list) -> tuple[np.ndarray, np.ndarray]:
