@@ -32,9 +32,10 @@ def fnv1a(offsets, data, i):
     return h
 
 
-#: the hashes are split by their top bits into this many parts (a power of two), each searched with
-#: its own small table: a part's table stays in the caches instead of one table of 2n slots that misses
-_PARTS = 256
+#: the hashes are split by their top this many bits into parts, each searched with its own small
+#: table: a part's table stays in the caches instead of one table of 2n slots that misses
+_PART_BITS = 8
+_PARTS = 1 << _PART_BITS
 
 
 @njit(cache=True, nogil=True)
@@ -48,7 +49,7 @@ def _repeated_hashes(offsets, data):
     part + 1. A hash meeting its tag marks its row and that first row: no count per slot and no second
     probe."""
     n = offsets.shape[0] - 1
-    shift = np.uint64(64 - 8)                         # top 8 bits: _PARTS parts
+    shift = np.uint64(64 - _PART_BITS)
     hashes = np.empty(n, np.uint64)
     start = np.zeros(_PARTS + 1, np.int64)
     for i in range(n):
