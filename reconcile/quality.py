@@ -15,6 +15,8 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .contracts import DQ_COLUMNS, DQ_SEVERITIES
 
@@ -40,12 +42,16 @@ class InputError(Exception):
         self.source, self.row, self.column = source, row, column
 
 
+#: the order of the findings table (its columns, ``row`` missing first)
+_SORT_KEYS = ("severity", "code", "source", "row", "column", "message_id", "detail")
+
+
 class QualityLog:
     """Collects findings; cheap to add to in bulk; renders the contract's table."""
 
     def __init__(self) -> None:
         self._singles: list[Finding] = []
-        self._frames: list[pd.DataFrame] = []
+        self._chunks: list[dict[str, object]] = []     # per add_many: column -> array (one length)
         self._frame_cache: tuple[tuple[int, int], pd.DataFrame] | None = None   # see frame()
 
     # ------------------------------------------------------------------ adding
@@ -57,7 +63,11 @@ class QualityLog:
 
     def add_many(self, severity: str, code: str, *, source=None, row=None, column="", message_id=None,
                  detail="", n: int | None = None) -> None:
-        """Add one finding per element. Every argument may be a scalar or an array-like of one length."""
+        """Add one finding per element. Every argument may be a scalar or an array-like of one length.
+
+        The columns are kept as arrays (``row`` as a nullable ``Int64`` array; integer arrays are taken
+        as they are) and become one table only when :meth:`frame` is read: a step's few findings cost
+        no DataFrame of their own."""
         _check(severity, code)
         lengths = {len(v) for v in (source, row, message_id, detail, column)
                    if v is not None and not isinstance(v, str) and hasattr(v, "__len__")}
@@ -76,11 +86,14 @@ class QualityLog:
                 return np.full(size, value, dtype=object)
             return np.asarray(value, dtype=object)
 
-        rows = pd.array(col(row, None), dtype="Int64") if row is not None else pd.array([None] * size, dtype="Int64")
-        self._frames.append(pd.DataFrame({
-            "severity": severity, "code": code, "source": col(source), "row": rows, "column": col(column),
-            "message_id": col(message_id), "detail": col(detail),
-        }))
+        if row is None:
+            rows = pd.array([None] * size, dtype="Int64")
+        elif pd.api.types.is_integer_dtype(getattr(row, "dtype", None)):
+            rows = pd.array(row, dtype="Int64")
+        else:
+            rows = pd.array(col(row, None), dtype="Int64")
+        self._chunks.append({"severity": severity, "code": code, "source": col(source), "row": rows,
+                             "column": col(column), "message_id": col(message_id), "detail": col(detail)})
 
     def extend(self, findings: Iterable[Finding]) -> None:
         for f in findings:
@@ -89,7 +102,7 @@ class QualityLog:
 
     def merge(self, other: "QualityLog") -> None:
         self._singles.extend(other._singles)
-        self._frames.extend(other._frames)
+        self._chunks.extend(other._chunks)
 
     # ------------------------------------------------------------------ reading
     def frame(self) -> pd.DataFrame:
@@ -98,33 +111,38 @@ class QualityLog:
 
         Findings are only ever appended, so the sorted frame is kept until the next one arrives (a run
         reads it several times: conservation, run record, publishing); each caller gets its own copy."""
-        key = (len(self._singles), len(self._frames))
+        key = (len(self._singles), len(self._chunks))
         cached = self._frame_cache
         if cached is None or cached[0] != key:
             cached = self._frame_cache = (key, self._sorted_frame())
         return cached[1].copy(deep=False)
 
     def _sorted_frame(self) -> pd.DataFrame:
-        parts = list(self._frames)
+        parts = [{c: pa.repeat(chunk[c], len(chunk["row"])).cast(pa.large_string()) if c in ("severity", "code")
+                  else chunk[c] for c in DQ_COLUMNS} for chunk in self._chunks]
         if self._singles:
-            parts.append(pd.DataFrame({
+            parts.append({
                 "severity": [f.severity for f in self._singles], "code": [f.code for f in self._singles],
                 "source": [f.source for f in self._singles],
                 "row": pd.array([f.row for f in self._singles], dtype="Int64"),
                 "column": [f.column for f in self._singles], "message_id": [f.message_id for f in self._singles],
                 "detail": [f.detail for f in self._singles],
-            }))
+            })
         if not parts:
             out = pd.DataFrame({c: pd.Series(dtype=object) for c in DQ_COLUMNS})
             out["row"] = out["row"].astype("Int64")
             return out
-        out = pd.concat(parts, ignore_index=True)[DQ_COLUMNS]
-        for c in DQ_COLUMNS:
-            if c != "row":
-                out[c] = out[c].fillna("").astype(str)
-        out = out.sort_values(["severity", "code", "source", "row", "column", "message_id", "detail"],
-                              kind="stable", na_position="first").reset_index(drop=True)
-        return out
+        columns = {c: pa.concat_arrays([_text(part[c]) for part in parts]) for c in DQ_COLUMNS if c != "row"}
+        rows, missing = _concat_rows([pd.array(part["row"], dtype="Int64") for part in parts])
+        # every column is a key (rows in the same place are equal, so any sort gives one order): dense
+        # ranks of the strings by Arrow, then one integer lexsort (Arrow's multi-column sort is slow on
+        # ties); a missing row number comes first
+        keys = {c: [_string_ranks(columns[c])] for c in columns}
+        keys["row"] = [~missing, rows]
+        taken = np.lexsort([k for c in reversed(_SORT_KEYS) for k in reversed(keys[c])])
+        order = pa.array(taken)
+        return pd.DataFrame({c: pd.arrays.IntegerArray(rows[taken], missing[taken]) if c == "row"
+                             else pd.Series(pd.array(pc.take(columns[c], order), dtype="str")) for c in DQ_COLUMNS})
 
     def counts(self) -> dict[str, int]:
         """Number of findings per ``severity:code``."""
@@ -135,10 +153,42 @@ class QualityLog:
         return {f"{sev}:{code}": int(n) for (sev, code), n in s.items()}
 
     def __len__(self) -> int:
-        return len(self._singles) + sum(len(f) for f in self._frames)
+        return len(self._singles) + sum(len(chunk["row"]) for chunk in self._chunks)
 
     def has(self, code: str) -> bool:
-        return any(f.code == code for f in self._singles) or any((f["code"] == code).any() for f in self._frames)
+        return any(f.code == code for f in self._singles) or any(chunk["code"] == code for chunk in self._chunks)
+
+
+def _text(values) -> pa.Array:
+    """``values`` (Arrow strings or objects) as Arrow ``large_string``, ``""`` for None/NaN (pandas'
+    ``fillna("").astype(str)``): one Arrow conversion when every value is a string or missing, else by
+    pandas (e.g. numbers)."""
+    if isinstance(values, pa.Array):
+        return values
+    values = np.asarray(values, dtype=object)
+    try:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(pd.Series(values, dtype=object).fillna("").astype(str).to_numpy(dtype=object),
+                        type=pa.large_string())
+    return pc.fill_null(arr, "")
+
+
+def _string_ranks(arr: pa.Array) -> np.ndarray:
+    """Per string, the rank of its value among the distinct values (code point order): the distinct
+    values are sorted, not every string (a findings column holds few distinct values)."""
+    encoded = pc.dictionary_encode(arr)
+    order = np.asarray(pc.sort_indices(encoded.dictionary), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank[np.asarray(encoded.indices, dtype=np.int64)]
+
+
+def _concat_rows(arrays: list) -> tuple[np.ndarray, np.ndarray]:
+    """The ``Int64`` arrays ``arrays`` one after the other: int64 values (0 where missing) and the mask
+    of missing values."""
+    values = np.concatenate([a.to_numpy(dtype=np.int64, na_value=0) for a in arrays])
+    return values, np.concatenate([np.asarray(a.isna(), dtype=bool) for a in arrays])
 
 
 def _check(severity: str, code: str) -> None:

@@ -82,62 +82,29 @@ def merge_duplicates(messages: pd.DataFrame, quality: QualityLog, *, in_place: b
     first_pos = dup_rows[starts]                                  # first occurrence of each duplicated id
     n_groups = len(starts)
     m = len(dup_rows)
-    local = np.arange(m, dtype=np.int64)
-    sub = messages.iloc[dup_rows]
 
-    merged: dict[str, object] = {}
+    # per column, the merged value of each group and whether it differs from the group's first row's
+    merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     conflict_cols: list[tuple[str, np.ndarray]] = []
     for col in messages.columns:
         if col in ("message_id", "source", "row"):
             continue
-        values = sub[col]
-        if isinstance(values.dtype, pd.CategoricalDtype):     # the reader's few-valued columns: by code
-            merged[col], conflict = _merge_codes(values, col, starts, local, m)
-            if conflict is not None:
-                conflict_cols.append((col, conflict))
-        elif col == "status":
-            rank = values.map(STATUS_RANK).fillna(0).to_numpy(dtype=np.int64)
-            best = np.maximum.reduceat(rank, starts)
-            first = _first_non_empty(values, starts, local, m)
-            status = values.to_numpy(dtype=object)[first]
-            for r, name in _RANK_TO_STATUS.items():
-                status[best == r] = name
-            merged[col] = status
-        elif col in ("delivered_at", "read_at"):
-            ns = _instants_ns(values)
-            masked = np.where(ns == NAT_NS, MAX_NS, ns)
-            earliest = np.minimum.reduceat(masked, starts)
-            earliest = np.where(earliest == MAX_NS, NAT_NS, earliest)
-            merged[col] = earliest        # int64 ns (NAT_NS for none)
-        else:
-            first = _first_non_empty(values, starts, local, m)
-            if pd.api.types.is_datetime64_any_dtype(values.dtype):
-                merged[col] = _instants_ns(values)[first]          # int64 ns (no Timestamp objects)
-            else:
-                merged[col] = values.iloc[first].to_numpy()
-            if col in CONFLICT_FIELDS:
-                fcodes, _ = pd.factorize(values)
-                fcodes = fcodes.astype(np.int64)
-                empty = _empty_mask(values)
-                fcodes[empty] = -1
-                hi = np.maximum.reduceat(fcodes, starts)
-                lo = np.minimum.reduceat(np.where(fcodes < 0, MAX_NS, fcodes), starts)
-                conflict_cols.append((col, (hi >= 0) & (lo != hi)))
+        merged[col], conflict = _merge_column(messages[col], col, dup_rows, starts)
+        if conflict is not None:
+            conflict_cols.append((col, conflict))
 
     conflicting = np.zeros(n_groups, dtype=bool)
-    detail = np.full(n_groups, "", dtype=object)
-    for col, mask in conflict_cols:
+    for _, mask in conflict_cols:
         conflicting |= mask
-        detail = np.where(mask, np.where(detail == "", col, detail + ", " + col), detail)
     n_conflicting = int(conflicting.sum())
     if n_conflicting:
         cp = first_pos[conflicting]
+        detail = _conflict_detail([(col, mask[conflicting]) for col, mask in conflict_cols], n_conflicting)
         quality.add_many(
             "error", "conflicting_duplicate",
             source=_provenance(messages, "source", cp), row=_provenance(messages, "row", cp),
-            column=detail[conflicting],
-            message_id=messages["message_id"].iloc[cp].to_numpy(dtype=object),
-            detail=("rows of this message_id disagree on " + detail[conflicting].astype(str)
+            column=detail, message_id=messages["message_id"].iloc[cp].to_numpy(dtype=object),
+            detail=("rows of this message_id disagree on " + detail.astype(str)
                     + ": message excluded (charges nothing, opens nothing)"),
         )
 
@@ -151,39 +118,93 @@ def merge_duplicates(messages: pd.DataFrame, quality: QualityLog, *, in_place: b
     by_pos = np.argsort(kept_first, kind="stable")
     out_pos = kept_first[by_pos]                                  # ascending positions
     out = messages
-    for col, vals in merged.items():
-        vals = np.asarray(vals)[keep_groups][by_pos]
-        current = out[col].iloc[out_pos]
-        if isinstance(current.dtype, pd.CategoricalDtype):         # merged codes
-            differs = current.cat.codes.to_numpy() != vals
-            if differs.any():
-                codes = out[col].cat.codes.to_numpy().copy()
-                codes[out_pos[differs]] = vals[differs]
-                out[col] = pd.Categorical.from_codes(codes, dtype=current.dtype)
+    for col, (vals, differs) in merged.items():
+        differs = differs[keep_groups][by_pos]
+        if not differs.any():    # most merged values equal the first occurrence's: nothing to rewrite
             continue
-        if pd.api.types.is_datetime64_any_dtype(current.dtype):
-            differs = _instants_ns(current) != vals
+        vals = np.asarray(vals)[keep_groups][by_pos]
+        column = out[col]
+        if isinstance(column.dtype, pd.CategoricalDtype):         # merged codes
+            codes = column.cat.codes.to_numpy().copy()
+            codes[out_pos[differs]] = vals[differs]
+            out[col] = pd.Categorical.from_codes(codes, dtype=column.dtype)
         else:
-            differs = ~(pd.Series(vals, dtype=object).reset_index(drop=True)
-                        == current.astype(object).reset_index(drop=True)).to_numpy(dtype=bool)
-        if differs.any():        # most merged values equal the first occurrence's: nothing to rewrite
-            out[col] = _overwrite(out[col], out_pos[differs], vals[differs])
+            out[col] = _overwrite(column, out_pos[differs], vals[differs])
     counts["duplicates_merged"] = int(m - n_groups)
     counts["conflicting_duplicates"] = n_conflicting
     return out, keep, counts
 
 
-def _merge_codes(values: pd.Series, col: str, starts: np.ndarray, local: np.ndarray, m: int
+def _merge_column(column: pd.Series, col: str, dup_rows: np.ndarray, starts: np.ndarray
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+    """:func:`dedupe_messages`' merge of one column on the duplicated rows ``dup_rows`` (grouped by id,
+    groups at ``starts``; only those rows are gathered, column by column): ``(merged value per group,
+    merged value differs from the group's first row's)`` and, for :data:`CONFLICT_FIELDS`, which groups
+    hold two different non-empty values (else ``None``). Categoricals merge their codes; instants their
+    int64 ns (``delivered_at``/``read_at``: the earliest, NAT_NS for none)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):        # the reader's few-valued columns: by code
+        codes = column.cat.codes.to_numpy()[dup_rows].astype(np.int64)
+        vals, conflict = _merge_codes(codes, [str(c) for c in column.cat.categories], col, starts)
+        return (vals, vals != codes[starts]), conflict
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        ns = _instants_ns(column)[dup_rows]
+        empty = ns == NAT_NS
+        if col in ("delivered_at", "read_at"):
+            earliest = np.minimum.reduceat(np.where(empty, MAX_NS, ns), starts)
+            vals = np.where(earliest == MAX_NS, NAT_NS, earliest)
+        else:
+            vals = ns[_first_non_empty(empty, starts)]
+        conflict = _disagree(np.where(empty, -1, pd.factorize(ns)[0]), starts) if col in CONFLICT_FIELDS else None
+        return (vals, vals != ns[starts]), conflict
+    arr = getattr(column.array, "_pa_array", None)
+    if col != "status" and arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return _merge_strings(arr, col, dup_rows, starts)
+    values = column.take(dup_rows)
+    empty = _empty_mask(values)
+    first = _first_non_empty(empty, starts)
+    if col == "status":
+        rank = values.map(STATUS_RANK).fillna(0).to_numpy(dtype=np.int64)
+        best = np.maximum.reduceat(rank, starts)
+        vals = values.to_numpy(dtype=object)[first]
+        for r, name in _RANK_TO_STATUS.items():
+            vals[best == r] = name
+    else:
+        vals = values.iloc[first].to_numpy()
+    current = values.iloc[starts].astype(object).reset_index(drop=True)
+    differs = ~(pd.Series(vals, dtype=object) == current).to_numpy(dtype=bool)
+    conflict = None
+    if col in CONFLICT_FIELDS:
+        fcodes = pd.factorize(values)[0].astype(np.int64)
+        conflict = _disagree(np.where(empty, -1, fcodes), starts)
+    return (vals, differs), conflict
+
+
+def _merge_strings(arr, col: str, dup_rows: np.ndarray, starts: np.ndarray
+                   ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]:
+    """:func:`_merge_column` of an Arrow-backed string column, by Arrow on the duplicated rows: the first
+    non-empty value (objects, None for missing), whether it differs from the first row's (a missing value
+    always does, as pandas compares it) and, for :data:`CONFLICT_FIELDS`, the conflicts."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    values = arr.take(pa.array(dup_rows))
+    empty = np.asarray(pc.fill_null(pc.equal(pc.binary_length(values), 0), True), dtype=bool)   # null or ""
+    merged = values.take(pa.array(_first_non_empty(empty, starts)))
+    differs = ~np.asarray(pc.fill_null(pc.equal(merged, values.take(pa.array(starts))), False), dtype=bool)
+    conflict = None
+    if col in CONFLICT_FIELDS:
+        codes = np.asarray(pc.fill_null(pc.dictionary_encode(values).indices, -1), dtype=np.int64)
+        conflict = _disagree(np.where(empty, -1, codes), starts)
+    return (merged.to_numpy(zero_copy_only=False), differs), conflict
+
+
+def _merge_codes(codes: np.ndarray, names: list[str], col: str, starts: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`dedupe_messages`' merge of one Categorical column on the duplicated rows (grouped by id,
-    groups at ``starts``): the merged category code per group (``status``: the best status, else the
-    first non-empty value; other columns: the first non-empty value) and, for
-    :data:`CONFLICT_FIELDS`, which groups hold two different non-empty values (else ``None``)."""
-    codes = values.cat.codes.to_numpy().astype(np.int64)
-    names = [str(c) for c in values.cat.categories]
+    """:func:`_merge_column` of a Categorical column, given its (int64) codes on the duplicated rows and
+    its categories ``names``: the merged category code per group (``status``: the best status, else the
+    first non-empty value; other columns: the first non-empty value) and, for :data:`CONFLICT_FIELDS`,
+    which groups hold two different non-empty values (else ``None``)."""
     empty = np.array([name == "" for name in names] + [True])[codes]          # code -1 (NaN): empty
-    first = np.minimum.reduceat(np.where(empty, m, local), starts)
-    merged = codes[np.where(first == m, starts, first)]
+    merged = codes[_first_non_empty(empty, starts)]
     if col == "status":
         rank = np.array([STATUS_RANK.get(name, 0) for name in names] + [0], dtype=np.int64)[codes]
         best = np.maximum.reduceat(rank, starts)
@@ -192,10 +213,22 @@ def _merge_codes(values: pd.Series, col: str, starts: np.ndarray, local: np.ndar
                 merged[best == r] = names.index(name)
     if col not in CONFLICT_FIELDS:
         return merged, None
-    filled = np.where(empty, -1, codes)
+    return merged, _disagree(np.where(empty, -1, codes), starts)
+
+
+def _disagree(filled: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group (at ``starts``) of value codes ``filled`` (-1 for empty): two different non-empty values."""
     hi = np.maximum.reduceat(filled, starts)
     lo = np.minimum.reduceat(np.where(filled < 0, MAX_NS, filled), starts)
-    return merged, (hi >= 0) & (lo != hi)
+    return (hi >= 0) & (lo != hi)
+
+
+def _conflict_detail(conflict_cols: list[tuple[str, np.ndarray]], size: int) -> np.ndarray:
+    """Per conflicting group, the names of the columns that disagree, comma separated, in column order."""
+    detail = np.full(size, "", dtype=object)
+    for col, mask in conflict_cols:
+        detail = np.where(mask, np.where(detail == "", col, detail + ", " + col), detail)
+    return detail
 
 
 #: below this many rows duplicated ids are found with one dictionary encoding (no hash pre-pass)
@@ -278,15 +311,22 @@ def _empty_mask(values: pd.Series) -> np.ndarray:
     return values.isna().to_numpy(dtype=bool)
 
 
-def _first_non_empty(values: pd.Series, starts: np.ndarray, local: np.ndarray, m: int) -> np.ndarray:
-    """Local position of the first non-empty value of each group (the group's first row if none)."""
-    idx = np.where(_empty_mask(values), m, local)
-    first = np.minimum.reduceat(idx, starts)
+def _first_non_empty(empty: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Position (in the grouped rows) of the first row of each group (at ``starts``) not ``empty``,
+    the group's first row if none."""
+    m = len(empty)
+    first = np.minimum.reduceat(np.where(empty, m, np.arange(m, dtype=np.int64)), starts)
     return np.where(first == m, starts, first)
 
 
 def _instants_ns(values) -> np.ndarray:
-    """``int64`` nanoseconds since the epoch (UTC), :data:`NAT_NS` for NaT."""
+    """``int64`` nanoseconds since the epoch (UTC), :data:`NAT_NS` for NaT. A column of nanosecond
+    instants (the reader's) is read as it is stored: a read-only view of its int64 values, no copy."""
+    dtype = getattr(values, "dtype", None)
+    if pd.api.types.is_datetime64_any_dtype(dtype) and np.datetime_data(getattr(dtype, "base", dtype))[0] == "ns":
+        ns = getattr(values, "array", values).asi8.view()
+        ns.flags.writeable = False
+        return ns
     s = pd.Series(values)
     if not pd.api.types.is_datetime64_any_dtype(s.dtype):
         s = pd.to_datetime(s, utc=True)
@@ -295,15 +335,21 @@ def _instants_ns(values) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray) -> np.ndarray:
+def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray):
+    """``source`` (strings, ``""`` for none) or ``row`` (a nullable ``Int64`` array) of the rows at
+    ``positions``, for :meth:`.QualityLog.add_many`. Only those rows are read (a Categorical ``source``:
+    its codes, then one string per category)."""
     if col not in frame.columns:
         return np.full(len(positions), "" if col == "source" else None, dtype=object)
-    vals = frame[col].iloc[positions]
+    column = frame[col]
     if col == "row":
-        return vals.astype("Int64").to_numpy(dtype=object, na_value=None)
-    if isinstance(vals.dtype, pd.CategoricalDtype):            # ``source`` is one code per file
-        vals = vals.astype(object)
-    return vals.fillna("").astype(str).to_numpy(dtype=object)
+        if column.dtype.kind in "iu":
+            return pd.array(column.to_numpy()[positions], dtype="Int64")
+        return column.iloc[positions].astype("Int64").array
+    if isinstance(column.dtype, pd.CategoricalDtype):            # ``source`` is one code per file
+        names = [str(c) for c in column.cat.categories.fillna("").astype(object)] + [""]     # code -1: none
+        return np.array(names, dtype=object)[column.cat.codes.to_numpy()[positions]]
+    return column.iloc[positions].fillna("").astype(str).to_numpy(dtype=object)
 
 
 # =========================================================================== arrow helpers
@@ -342,6 +388,10 @@ def per_category(values, per_value: np.ndarray, missing=0) -> np.ndarray:
     codes = values.cat.codes.to_numpy() if isinstance(values, pd.Series) else np.asarray(values.codes)
     per_value = np.asarray(per_value)
     table = np.append(per_value, np.asarray([missing], dtype=per_value.dtype))   # code -1 → the last
+    if table.dtype == np.int64:
+        from .sorting import renumber
+
+        return renumber(codes, table)
     return table[codes]
 
 
@@ -429,13 +479,14 @@ def _sorted_category_codes(codes: np.ndarray, categories: pa.Array) -> tuple[np.
     """:func:`sorted_codes` of a Categorical column: the categories that occur are ranked exactly as
     :func:`sorted_codes` ranks strings (digit strings by value then length, else code point order),
     then each row's code is mapped to its category's rank."""
-    present = np.flatnonzero(np.bincount(codes, minlength=len(categories))) if len(codes) else \
-        np.zeros(0, np.int64)
+    from . import sorting
+
+    present = np.flatnonzero(sorting.code_counts(codes, len(categories)))
     used = pc.take(categories, pa.array(present))
     rank, names = sorted_codes(used)                       # distinct strings: rank = sorted position
     table = np.zeros(len(categories), dtype=np.int64)
     table[present] = rank
-    return table[codes], names
+    return sorting.renumber(codes, table), names
 
 
 def _digit_codes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -533,22 +584,16 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
     delivered = _instants_ns(deduped["delivered_at"])
     read = _instants_ns(deduped["read_at"])
     sent = _instants_ns(deduped["sent_at"])
-    direction_b = _buffers(deduped["direction"])
-    status_b = _buffers(deduped["status"])
-    if all(isinstance(deduped[c].dtype, pd.CategoricalDtype) for c in ("direction", "status")):
-        # Categoricals (the reader's): one answer per category, gathered by code
-        inbound = _category_is(deduped["direction"], ("inbound",))
-        billable = _category_is(deduped["direction"], ("outbound",)) & _category_is(deduped["status"],
-                                                                                   ("delivered", "read"))
-        charge = np.where(delivered != NAT_NS, delivered, read)
-        charge = np.where(inbound, sent, np.where(billable, charge, NAT_NS))
-        unknown = account < 0
-        missing = (charge == NAT_NS) & ~unknown
-        missing_time, missing_in = billable & missing, inbound & missing
-    elif direction_b is not None and status_b is not None:
+    coded = [category_parts(deduped[c]) for c in ("direction", "status")]
+    buffers = [_buffers(deduped[c]) for c in ("direction", "status")]
+    if all(parts is not None for parts in coded):
+        # Categoricals (the reader's): the tests per category, then one compiled pass over the codes
+        inbound, billable, charge, unknown, missing_time, missing_in = sorting.classify_codes(
+            *coded, delivered, read, sent, account, dropped)
+    elif all(b is not None for b in buffers):
         # the expressions below in one compiled pass (Arrow strings without nulls)
         inbound, billable, charge, unknown, missing_time, missing_in = sorting.classify_rows(
-            direction_b, status_b, delivered, read, sent, account)
+            *buffers, delivered, read, sent, account, dropped)
     else:
         direction = deduped["direction"]
         inbound = (direction == "inbound").to_numpy(dtype=bool)
@@ -559,10 +604,9 @@ def classify_messages(deduped: pd.DataFrame, accounts: pd.DataFrame, quality: Qu
         unknown = account < 0
         missing_time = billable & (charge == NAT_NS) & ~unknown
         missing_in = inbound & (charge == NAT_NS) & ~unknown
-
-    if dropped is not None:
-        inbound, billable, unknown, missing_time, missing_in = (
-            mask & ~dropped for mask in (inbound, billable, unknown, missing_time, missing_in))
+        if dropped is not None:
+            inbound, billable, unknown, missing_time, missing_in = (
+                mask & ~dropped for mask in (inbound, billable, unknown, missing_time, missing_in))
     _report(quality, deduped, unknown, "error", "unknown_account", "waba_id",
             "account not in the accounts file: message excluded")
     _report(quality, deduped, missing_time, "error", "missing_delivery_time", "delivered_at",
@@ -599,13 +643,6 @@ def _account_index(waba: pd.Series, account_ids: pa.Array) -> np.ndarray:
     if waba_b is not None and account_b is not None:        # pc.index_in, compiled
         return sorting.lookup_strings(waba_b, account_b)
     return np.asarray(pc.fill_null(pc.index_in(strings, value_set=account_ids), -1), dtype=np.int64)
-
-
-def _category_is(values: pd.Series, names) -> np.ndarray:
-    """Per row of a Categorical column: its value is one of ``names``."""
-    _, cats = category_parts(values)
-    per = pc.is_in(cats, value_set=pa.array(list(names), type=cats.type)).to_numpy(zero_copy_only=False)
-    return per_category(values, per.astype(bool), missing=False)
 
 
 def _report(quality: QualityLog, frame: pd.DataFrame, mask: np.ndarray, severity: str, code: str, column: str,

@@ -103,45 +103,82 @@ def lookup_strings(strings, keys) -> np.ndarray:
     return _lookup_strings(strings[0], strings[1], keys[0], keys[1])
 
 
+@njit(cache=True)
+def _classify_row(inb, bill, delivered, read, sent, account, dropped):
+    """One row of :func:`classify_rows` given its direction (``inb``) and billable (``bill``) tests:
+    ``(inbound, billable, charge, unknown, missing_time, missing_in)`` (scalars only: no array is
+    passed per row, so no reference counting in the loops)."""
+    nat = np.iinfo(np.int64).min
+    c = delivered if delivered != nat else read
+    c = sent if inb else (c if bill else nat)
+    if dropped:                       # a merged duplicate: no message
+        return False, False, c, False, False, False
+    unk = account < 0
+    return inb, bill, c, unk, bill & (c == nat) & (not unk), inb & (c == nat) & (not unk)
+
+
+@njit(cache=True)
+def _masks(n):
+    return np.empty(n, np.bool_), np.empty(n, np.bool_), np.empty(n, np.bool_), np.empty(n, np.bool_), \
+        np.empty(n, np.bool_)
+
+
 @njit(cache=True, nogil=True)
-def _classify_rows(dir_off, dir_data, st_off, st_data, delivered, read, sent, account, dir_len, dir_words,
+def _classify_rows(dir_off, dir_data, st_off, st_data, delivered, read, sent, account, dropped, dir_len, dir_words,
                    st_len, st_words):
     n = account.shape[0]
-    nat = np.iinfo(np.int64).min
-    inbound = np.empty(n, np.bool_)
-    billable = np.empty(n, np.bool_)
+    inbound, billable, unknown, missing_time, missing_in = _masks(n)
     charge = np.empty(n, np.int64)
-    unknown = np.empty(n, np.bool_)
-    missing_time = np.empty(n, np.bool_)
-    missing_in = np.empty(n, np.bool_)
+    has_dropped = dropped.shape[0] > 0
     for i in range(n):
         d = _word_at(dir_off, dir_data, i, dir_len, dir_words)             # 0 inbound, 1 outbound
-        inb = d == 0
         bill = (d == 1) & (_word_at(st_off, st_data, i, st_len, st_words) >= 0)   # delivered / read
-        di = delivered[i]
-        c = di if di != nat else read[i]
-        c = sent[i] if inb else (c if bill else nat)
-        unk = account[i] < 0
-        inbound[i] = inb
-        billable[i] = bill
-        charge[i] = c
-        unknown[i] = unk
-        missing_time[i] = bill & (c == nat) & (not unk)
-        missing_in[i] = inb & (c == nat) & (not unk)
+        (inbound[i], billable[i], charge[i], unknown[i], missing_time[i], missing_in[i]) = _classify_row(
+            d == 0, bill, delivered[i], read[i], sent[i], account[i], has_dropped and dropped[i])
     return inbound, billable, charge, unknown, missing_time, missing_in
 
 
-def classify_rows(direction, status, delivered, read, sent, account):
+@njit(cache=True, nogil=True)
+def _classify_codes(dir_codes, st_codes, delivered, read, sent, account, dropped, dir_of, billable_status):
+    n = account.shape[0]
+    inbound, billable, unknown, missing_time, missing_in = _masks(n)
+    charge = np.empty(n, np.int64)
+    has_dropped = dropped.shape[0] > 0
+    for i in range(n):       # a code of -1 (NaN) reads each table's last entry: "none"
+        d = dir_of[dir_codes[i]]
+        (inbound[i], billable[i], charge[i], unknown[i], missing_time[i], missing_in[i]) = _classify_row(
+            d == 0, (d == 1) & billable_status[st_codes[i]], delivered[i], read[i], sent[i], account[i],
+            has_dropped and dropped[i])
+    return inbound, billable, charge, unknown, missing_time, missing_in
+
+
+def _classify_args(delivered, read, sent, account, dropped):
+    return (_ro(delivered, np.int64), _ro(read, np.int64), _ro(sent, np.int64), _ro(account, np.int64),
+            _ro(np.zeros(0, np.bool_) if dropped is None else dropped, np.bool_))
+
+
+def classify_rows(direction, status, delivered, read, sent, account, dropped=None):
     """Per message, from the ``direction``/``status`` strings (:func:`string_buffers`), the instants
     (int64 ns, NaT = int64 min) and the account index: ``inbound`` (direction "inbound"), ``billable``
     (direction "outbound" and status "delivered"/"read"), the charge instant (``sent`` when inbound,
     ``delivered`` else ``read`` when billable, else NaT), ``unknown`` (account < 0) and the masks
-    ``billable & NaT & known`` (missing delivery time), ``inbound & NaT & known`` (missing received time)."""
+    ``billable & NaT & known`` (missing delivery time), ``inbound & NaT & known`` (missing received time).
+    Rows of ``dropped`` (optional mask) are no messages: every mask False there (the charge instant stays)."""
     dir_len, dir_words = vocabulary_table(("inbound", "outbound"))
     st_len, st_words = vocabulary_table(("delivered", "read"))
-    return _classify_rows(direction[0], direction[1], status[0], status[1], _ro(delivered, np.int64),
-                          _ro(read, np.int64), _ro(sent, np.int64), _ro(account, np.int64), dir_len, dir_words,
-                          st_len, st_words)
+    return _classify_rows(direction[0], direction[1], status[0], status[1],
+                          *_classify_args(delivered, read, sent, account, dropped), dir_len, dir_words, st_len,
+                          st_words)
+
+
+def classify_codes(direction, status, delivered, read, sent, account, dropped=None):
+    """:func:`classify_rows` of Categorical ``direction``/``status`` columns, each given as ``(codes,
+    categories)`` (codes of any integer type, -1 for NaN; categories a sequence of strings): the string
+    tests run once per category, then one pass over the codes."""
+    dir_of = np.array([{"inbound": 0, "outbound": 1}.get(str(c), -1) for c in direction[1]] + [-1], np.int64)
+    billable_status = np.array([str(c) in ("delivered", "read") for c in status[1]] + [False], np.bool_)
+    return _classify_codes(_ro(direction[0], np.int32), _ro(status[0], np.int32),
+                           *_classify_args(delivered, read, sent, account, dropped), _ro(dir_of), _ro(billable_status))
 
 
 # =========================================================================== sorted codes
@@ -227,8 +264,25 @@ def _renumber(ids, rank):
 
 
 def renumber(ids, rank):
-    """``rank[ids]`` (int64)."""
+    """``rank[ids]`` (int64; an id of -1 reads the last entry, as numpy does). Faster than numpy's fancy
+    index for small integer ids (Categorical codes), which numpy converts to ``intp`` first."""
     return _renumber(_ro(ids, np.int64), _ro(rank, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _code_counts(codes, n):
+    counts = np.zeros(n, np.int64)
+    for i in range(codes.shape[0]):
+        c = codes[i]
+        if c >= 0:
+            counts[c] += 1
+    return counts
+
+
+def code_counts(codes, n: int) -> np.ndarray:
+    """``np.bincount(codes[codes >= 0], minlength=n)`` of Categorical codes (-1 for NaN, not counted),
+    without numpy's conversion of small integer codes to ``intp`` first."""
+    return _code_counts(_ro(codes, np.int32), np.int64(n))
 
 
 # =========================================================================== events
@@ -294,6 +348,12 @@ def _event_stats(rows, phone, user, t_all):
     t1 = np.iinfo(np.int64).min
     pmax = np.int64(0)
     umax = np.int64(0)
+    # ``t - first`` is a multiple of 1e9 (1e6, 1e3) for every t iff every t has the same remainder
+    # modulo 1e9 (1e6, 1e3): one pass, compared with the remainders of the first event's instant
+    ref = t_all[rows[0]] % 1_000_000_000 if m else np.int64(0)
+    d9 = True
+    d6 = True
+    d3 = True
     for j in range(m):
         r = rows[j]
         t = t_all[r]
@@ -301,18 +361,11 @@ def _event_stats(rows, phone, user, t_all):
         t1 = max(t1, t)
         pmax = max(pmax, phone[r])
         umax = max(umax, user[r])
-    d9 = True
-    d6 = True
-    d3 = True
-    for j in range(m):
-        rel = t_all[rows[j]] - t0
-        if rel % 1000 != 0:
-            d9 = d6 = d3 = False
-            break
-        if d6 and rel % 1_000_000 != 0:
-            d9 = d6 = False
-        elif d9 and rel % 1_000_000_000 != 0:
+        rem = t % 1_000_000_000
+        if rem != ref:
             d9 = False
+            d6 = d6 and rem % 1_000_000 == ref % 1_000_000
+            d3 = d3 and rem % 1000 == ref % 1000
     unit = 1_000_000_000 if d9 else 1_000_000 if d6 else 1000 if d3 else 1
     return t0, t1, pmax, umax, np.int64(unit)
 
@@ -558,20 +611,26 @@ def _era_columns(day, zone_idx, regime_starts, era_starts, bounds):
     m = day.shape[0]
     regime = np.empty(m, np.int64)
     nxt = np.empty(m, np.int64)
-    nr = regime_starts.shape[0]
-    ne = era_starts.shape[0]
+    if m == 0:
+        return regime, nxt
+    lo = day.min()
+    span = day.max() - lo + 1         # at most ~213,000 days (the int64 nanosecond range)
+    regime_of = np.empty(span, np.int64)
+    column_of = np.empty(span, np.int64)
     ncol = bounds.shape[1]
-    for j in range(m):
-        d = day[j]
-        k = 0
-        while k < nr and regime_starts[k] <= d:
+    k = 0
+    e = 0
+    for d in range(span):             # both searches once per day of the span
+        while k < regime_starts.shape[0] and regime_starts[k] <= lo + d:
             k += 1
-        regime[j] = k - 1
-        e = 0
-        while e < ne and era_starts[e] <= d:
+        while e < era_starts.shape[0] and era_starts[e] <= lo + d:
             e += 1
-        e -= 1
-        nxt[j] = bounds[zone_idx[j], e if e >= 0 else e + ncol]
+        regime_of[d] = k - 1
+        column_of[d] = e - 1 if e >= 1 else e - 1 + ncol
+    for j in range(m):
+        d = day[j] - lo
+        regime[j] = regime_of[d]
+        nxt[j] = bounds[zone_idx[j], column_of[d]]
     return regime, nxt
 
 
@@ -632,8 +691,10 @@ def warm_up() -> None:
     b = np.zeros(2, np.bool_)
     lookup_strings(strings, strings)
     classify_rows(strings, strings, i, i, i, i)
+    classify_codes((i, ["a"]), (i, ["a"]), i, i, i, i)
     digit_codes(strings)
     renumber(np.zeros(2, np.int64), np.zeros(1, np.int64))
+    code_counts(i, 1)
     attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
     coded_row_attributes(b, i, (i, ["a"]), (i, ["a"]), (i, ["a"]), {"a": 0})
     event_stats(i, i, i, i)

@@ -104,3 +104,47 @@ def test_200k_ids_short_and_long_with_a_few_repeats():
         got = repeated_candidates(arr)
         assert np.flatnonzero(got).tolist() == np.flatnonzero(_exact_repeats(list(vals))).tolist()
         assert got.sum() == 500
+
+
+def test_candidates_of_many_ids_spread_over_every_part():
+    rng = np.random.default_rng(7)
+    values = [f"wamid.{v}" for v in rng.integers(0, 40_000, 30_000)]      # ~1/3 of the rows repeat an id
+    exact = _exact_repeats(values)
+    got = repeated_candidates(pa.array(values, type=pa.string()))
+    assert exact.sum() > 5_000 and (got == exact).all()
+
+
+def test_merge_of_arrow_string_columns_matches_the_object_path():
+    import pandas as pd
+
+    from reconcile.quality import QualityLog
+
+    nat = None
+    frame = pd.DataFrame({
+        "message_id": ["a", "b", "a", "c", "a", "c", "d", "d", "e", "e"],
+        # a: first empty then "u2" (merged "u2"); c: "u3" vs "u4" (conflict); d: missing then "u5"; e: both ""
+        "user_wa_id": ["", "u1", "u2", "u3", None, "u4", None, "u5", "", ""],
+        "phone_number_id": ["p", "p", "p", "p", "p", "p", "p", "p", "p", "q"],     # e conflicts here too
+        "entry_point": ["", "ad", "page_cta", "", "ad", "", "", "", "", ""],        # a: "", "page_cta", "ad"
+        "status": ["sent", "read", "delivered", "sent", "read", "sent", "sent", "sent", "sent", "sent"],
+        "sent_at": pd.to_datetime(["2025-07-01 10:00", "2025-07-01 10:01", nat, "2025-07-01 10:03", nat, nat, nat,
+                                   "2025-07-01 10:07", nat, nat], utc=True).astype("datetime64[ns, UTC]"),
+        "source": ["m.csv"] * 10,
+        "row": range(1, 11),
+    })
+    results = []
+    for dtype in ("str", object):
+        f = frame.copy()
+        for col in ("message_id", "user_wa_id", "phone_number_id", "entry_point", "status", "source"):
+            f[col] = f[col].astype(dtype)
+        quality = QualityLog()
+        out, counts = prepare.dedupe_messages(f, quality)
+        results.append((out.astype(object).where(out.notna(), None).values.tolist(), counts,
+                        quality.frame().values.tolist()))
+    assert results[0] == results[1]
+    rows, counts, findings = results[0]
+    assert counts == {"input_rows": 10, "duplicates_merged": 5, "conflicting_duplicates": 2}
+    assert [r[:2] for r in rows] == [["a", "u2"], ["b", "u1"], ["d", "u5"]]
+    assert rows[0][3:5] == ["page_cta", "read"]    # a: first non-empty entry point, best status
+    assert [(f[1], f[4], f[5]) for f in findings] == [("conflicting_duplicate", "user_wa_id", "c"),
+                                                      ("conflicting_duplicate", "phone_number_id", "e")]

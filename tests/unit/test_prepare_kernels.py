@@ -285,3 +285,47 @@ def test_radix_sort_of_many_events_in_parts_and_threads():
             assert np.array_equal(out, expected) and np.array_equal(packed, np.sort(value).astype(np.uint64))
     finally:
         sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = saved
+
+
+def test_classify_codes_of_categoricals_with_nan_and_dropped_rows():
+    nat = np.iinfo(np.int64).min
+    # rows: inbound with sent; outbound delivered (delivered_at); outbound read (read_at only); outbound
+    # delivered without instants; outbound sent; NaN direction; inbound without sent (unknown account);
+    # inbound dropped (a merged duplicate)
+    direction = (np.array([1, 0, 0, 0, 0, -1, 1, 1]), ["outbound", "inbound"])
+    status = (np.array([2, 0, 1, 0, -1, 0, 2, 2]), ["delivered", "read", "received"])
+    sent = np.array([10, 20, 30, 40, 50, 60, nat, 80])
+    delivered = np.array([nat, 21, nat, nat, 51, 61, nat, nat])
+    read = np.array([nat, 22, 33, nat, nat, nat, nat, nat])
+    account = np.array([0, 1, 1, 0, 0, 0, -1, -1])
+    dropped = np.array([False] * 7 + [True])
+    inbound, billable, charge, unknown, missing_time, missing_in = sorting.classify_codes(
+        direction, status, delivered, read, sent, account, dropped)
+    assert inbound.tolist() == [True, False, False, False, False, False, True, False]
+    assert billable.tolist() == [False, True, True, True, False, False, False, False]
+    assert charge.tolist() == [10, 21, 33, nat, nat, nat, nat, 80]
+    assert unknown.tolist() == [False] * 6 + [True, False]
+    assert missing_time.tolist() == [False, False, False, True, False, False, False, False]
+    assert missing_in.tolist() == [False] * 8           # row 6: unknown account, row 7: dropped
+    # the string kernel gives the same answers on the same values
+    as_strings = [pa.array([names[c] if c >= 0 else "" for c in codes], type=pa.large_string())
+                  for codes, names in (direction, status)]
+    strings = sorting.classify_rows(*(sorting.string_buffers(a) for a in as_strings), delivered, read, sent,
+                                    account, dropped)
+    for got, want in zip(strings, (inbound, billable, charge, unknown, missing_time, missing_in)):
+        assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("step", [10**9, 10**6, 10**3, 1, 7 * 10**8])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_event_stats_unit_is_the_largest_power_dividing_every_offset(step, sign):
+    rng = np.random.default_rng(step % 97)
+    n = 500
+    t_all = sign * (1_746_000_000 * 10**9 + 123 + rng.integers(0, 10**6, n) * step)
+    rows = np.flatnonzero(rng.random(n) < 0.8)
+    phone, user = rng.integers(0, 24, n), rng.integers(0, 9000, n)
+    t0, t1, pmax, umax, unit = sorting.event_stats(rows, phone, user, t_all)
+    t = t_all[rows]
+    assert (t0, t1, pmax, umax) == (t.min(), t.max(), phone[rows].max(), user[rows].max())
+    expected = next(u for u in (10**9, 10**6, 10**3, 1) if ((t - t0) % u == 0).all())
+    assert unit == expected == {10**9: 10**9, 10**6: 10**6, 10**3: 10**3, 1: 1, 7 * 10**8: 10**6}[step]
