@@ -14,8 +14,6 @@ A broken check raises :class:`ConservationError`; the pipeline then publishes no
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -123,35 +121,42 @@ def _before(column: pd.Series, bound: str) -> np.ndarray:
     return _np(pc.less(_arrow_strings(column), bound))
 
 
+def _month_side(column: pd.Series, period: Period) -> np.ndarray:
+    """Per row of a ``billing_month`` column, -1 for a month before the period, 0 for one of its months, 1
+    otherwise (after it, or missing); a Categorical is placed per category (one gather of its codes)."""
+    def side(months: pa.Array) -> np.ndarray:
+        in_period = _codes_in(months, list(period.months)) >= 0
+        return np.where(_np(pc.less(months, period.first)), -1, np.where(in_period, 0, 1)).astype(np.int8)
+
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return per_category(column, side(_arrow_strings(column.cat.categories)), missing=1)
+    return side(_arrow_strings(column))
+
+
 def message_buckets(coverage: pd.DataFrame, units: pd.DataFrame, raw_units: pd.DataFrame, period: Period,
                     excluded_ids) -> dict:
     """Every billable outbound message delivered in the period is in exactly one bucket (check 2).
     ``excluded_ids``: the message ids named by error findings (a set or an array-like of them), or a
-    function returning them, run in a second thread while the opening ids are matched.
+    function returning them, called once the opening ids are matched (the caller may build them in a
+    second thread meanwhile: the compiled matching runs without the GIL).
 
     The coverage columns are used as Arrow arrays (boolean masks, no filtered copy of the frame); the
     opening message ids are matched by :func:`_openers`. Only the riding rows of the period and after
     are matched: a message rides on a unit opened at or before its delivery, so a message of an earlier
     month is no rider of a unit of the period (the units' ``message_count`` must add up without them;
     on a 1M-message run three quarters of the riding rows are such history)."""
-    in_period = _column_codes(coverage["billing_month"], list(period.months)) >= 0
+    side = _month_side(coverage["billing_month"], period)
+    in_period = side == 0
     outcome = _column_codes(coverage["outcome"], ["unit_opener", "rode_on_unit", "free_not_unit", "excluded"])
-    riding = ((outcome == 0) | (outcome == 1)) & ~_before(coverage["billing_month"], period.first)
+    riding = ((outcome == 0) | (outcome == 1)) & (side >= 0)
 
     def earlier() -> np.ndarray:            # the raw units of a month before the period
         return _before(raw_units["billing_month"], period.first)
 
-    def match_openers():
-        return _openers(units["opening_message_id"], raw_units["opening_message_id"], earlier,
-                        coverage["unit_opening_message_id"], riding, in_period)
-
-    if callable(excluded_ids):          # built in a second thread while the compiled matching runs without the GIL
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-excluded-ids") as pool:
-            named_ids = pool.submit(excluded_ids)
-            where, unit_pos, ridden, period_ids = match_openers()
-        excluded_ids = named_ids.result()
-    else:
-        where, unit_pos, ridden, period_ids = match_openers()
+    where, unit_pos, ridden, period_ids = _openers(units["opening_message_id"], raw_units["opening_message_id"],
+                                                   earlier, coverage["unit_opening_message_id"], riding, in_period)
+    if callable(excluded_ids):
+        excluded_ids = excluded_ids()
     rides = riding & in_period
     in_unit_of_period = rides & (where == 1)
     in_earlier_window = rides & (where == 2)
