@@ -47,19 +47,21 @@ def usable_invoice_lines(invoice_lines: pd.DataFrame, accounts: pd.DataFrame, pe
     Checks, in this order (a line is reported once, for the first check it fails):
     ``invoice_unknown_account`` (account not in the run — usually already removed by the reader, only
     what is left is reported), ``invoice_out_of_period``, ``invoice_currency_mismatch``. All are
-    ``error`` findings: the line is excluded from the variance.
+    ``error`` findings: the line is excluded from the variance. Returns the frame itself when every line
+    is usable (no copy).
     """
     lines = invoice_lines
     if lines.empty:
         return lines.iloc[0:0]
     account_currency = dict(zip(accounts["waba_id"], accounts["currency"]))
     waba = lines["waba_id"].astype(str)
-    known = waba.isin(list(account_currency))
-    in_period = lines["billing_month"].astype(str).between(period.first, period.last) & \
-        lines["billing_month"].astype(str).str.fullmatch(r"\d{4}-\d{2}")
+    month = lines["billing_month"].astype(str)
+    known = waba.isin(list(account_currency)).to_numpy(dtype=bool)              # the masks: numpy arrays
+    in_period = (month.between(period.first, period.last) & month.str.fullmatch(r"\d{4}-\d{2}")).to_numpy(
+        dtype=bool, na_value=False)
     expected_currency = waba.map(account_currency).fillna("")
     currency = lines["currency"].fillna("").astype(str) if "currency" in lines else pd.Series("", index=lines.index)
-    same_currency = (currency == "") | (currency == expected_currency)
+    same_currency = ((currency == "") | (currency == expected_currency)).to_numpy(dtype=bool)
 
     unknown = ~known
     out_of_period = known & ~in_period
@@ -72,7 +74,8 @@ def usable_invoice_lines(invoice_lines: pd.DataFrame, accounts: pd.DataFrame, pe
     _report(quality, lines, mismatch, "invoice_currency_mismatch", "currency", lambda: (
         "invoice currency " + currency[mismatch] + " differs from account " + waba[mismatch]
         + " currency " + expected_currency[mismatch] + "; line left out of the variance"))
-    return lines[known & in_period & same_currency]
+    usable = known & in_period & same_currency
+    return lines if usable.all() else lines[usable]
 
 
 def _report(quality: QualityLog, lines: pd.DataFrame, mask: pd.Series, code: str, column: str,
