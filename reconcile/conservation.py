@@ -250,6 +250,7 @@ def load_kernels() -> None:
     raw = pd.Series(["m1", "m2", "m0"], dtype="str")          # m0: the opener of a unit of an earlier month
     _openers(ids, raw, lambda: np.array([False, True, True]), pd.Series(["m1", "m0"], dtype="str"),
              np.array([True, True]), np.array([True, True]))
+    totals_by_currency(pd.DataFrame({"currency": ids, "amount": [0.5, 0.25]}), "amount")
 
 
 # The kernels below read the strings of Arrow buffers eight bytes at a time with the inlined helpers of
@@ -411,9 +412,44 @@ def _find_strings(t_off, t_data, offsets, data, rows):
 
 
 def totals_by_currency(frame: pd.DataFrame, amount: str) -> dict[str, float]:
+    """Per currency (in sorted order), the sum of ``amount``: ``frame.groupby("currency")[amount].sum()``
+    (missing amounts skipped, rows without a currency left out). For float amounts and a string column
+    without nulls the sums are taken by a compiled pass over the currencies' first-occurrence codes
+    (:func:`_compensated_sums`: pandas' compensated summation, the same operations in the same order,
+    so the same bits) instead of pandas hashing the strings and setting up a groupby."""
     if frame.empty:
         return {}
-    return {str(k): float(v) for k, v in frame.groupby("currency")[amount].sum(min_count=0).items()}
+    currency, values = frame["currency"], frame[amount]
+    strings = None if isinstance(currency.dtype, pd.CategoricalDtype) else _arrow_strings(currency)
+    coded = first_occurrence_codes(strings) if COMPILED and values.dtype == np.float64 and strings is not None \
+        and strings.type == pa.large_string() else None
+    if coded is None:
+        return {str(k): float(v) for k, v in frame.groupby("currency")[amount].sum(min_count=0).items()}
+    codes, first = coded
+    sums = _compensated_sums(codes, values.to_numpy(), len(first))
+    names = strings.take(pa.array(first)).to_pylist()
+    return {name: float(sums[code]) for name, code in sorted(zip(names, range(len(names))))}
+
+
+@njit(cache=True, nogil=True)
+def _compensated_sums(codes, values, n):
+    """Per code (``0 .. n - 1``), the sum of its non-NaN ``values`` in row order with Kahan compensation,
+    operation for operation as pandas' ``groupby(...).sum()`` of float64 (a compensation made NaN by an
+    infinite value is reset to 0)."""
+    sums = np.zeros(n)
+    compensation = np.zeros(n)
+    for i in range(codes.shape[0]):
+        v = values[i]
+        if v != v:
+            continue
+        c = codes[i]
+        y = v - compensation[c]
+        t = sums[c] + y
+        compensation[c] = t - sums[c] - y
+        if compensation[c] != compensation[c]:
+            compensation[c] = 0.0
+        sums[c] = t
+    return sums
 
 
 def assert_totals_agree(label: str, expected: dict[str, float], actual: dict[str, float], *,
