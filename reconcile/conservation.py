@@ -135,11 +135,11 @@ class _Answers:
 
     def rows(self, *answers: int) -> np.ndarray:
         """The rows whose answer is one of ``answers``."""
-        codes = answers if self.table is None else [
+        wanted = answers if self.table is None else [
             -1 if entry == len(self.table) - 1 else entry for entry, a in enumerate(self.table.tolist())
             if a in answers]
-        rows = np.zeros(len(self.codes), dtype=bool) if not codes else self.codes == codes[0]
-        for code in codes[1:]:
+        rows = np.zeros(len(self.codes), dtype=bool) if not wanted else self.codes == wanted[0]
+        for code in wanted[1:]:
             rows |= self.codes == code
         return rows
 
@@ -436,9 +436,9 @@ def totals_by_currency(frame: pd.DataFrame, amount: str) -> dict[str, float]:
     if frame.empty:
         return {}
     currency, values = frame["currency"], frame[amount]
-    strings = None if isinstance(currency.dtype, pd.CategoricalDtype) else _arrow_strings(currency)
-    coded = first_occurrence_codes(strings) if COMPILED and values.dtype == np.float64 and strings is not None \
-        and strings.type == pa.large_string() else None
+    compiled = COMPILED and isinstance(currency.dtype, pd.StringDtype) and values.dtype == np.float64
+    strings = _arrow_strings(currency) if compiled else None
+    coded = first_occurrence_codes(strings) if compiled else None          # None: nulls
     if coded is None:
         return {str(k): float(v) for k, v in frame.groupby("currency")[amount].sum(min_count=0).items()}
     codes, first = coded
