@@ -47,19 +47,21 @@ def usable_invoice_lines(invoice_lines: pd.DataFrame, accounts: pd.DataFrame, pe
     Checks, in this order (a line is reported once, for the first check it fails):
     ``invoice_unknown_account`` (account not in the run — usually already removed by the reader, only
     what is left is reported), ``invoice_out_of_period``, ``invoice_currency_mismatch``. All are
-    ``error`` findings: the line is excluded from the variance.
+    ``error`` findings: the line is excluded from the variance. Returns the frame itself when every line
+    is usable (no copy).
     """
     lines = invoice_lines
     if lines.empty:
         return lines.iloc[0:0]
     account_currency = dict(zip(accounts["waba_id"], accounts["currency"]))
     waba = lines["waba_id"].astype(str)
-    known = waba.isin(list(account_currency))
-    in_period = lines["billing_month"].astype(str).between(period.first, period.last) & \
-        lines["billing_month"].astype(str).str.fullmatch(r"\d{4}-\d{2}")
+    month = lines["billing_month"].astype(str)
+    known = waba.isin(list(account_currency)).to_numpy(dtype=bool)              # the masks: numpy arrays
+    in_period = (month.between(period.first, period.last) & month.str.fullmatch(r"\d{4}-\d{2}")).to_numpy(
+        dtype=bool, na_value=False)
     expected_currency = waba.map(account_currency).fillna("")
     currency = lines["currency"].fillna("").astype(str) if "currency" in lines else pd.Series("", index=lines.index)
-    same_currency = (currency == "") | (currency == expected_currency)
+    same_currency = ((currency == "") | (currency == expected_currency)).to_numpy(dtype=bool)
 
     unknown = ~known
     out_of_period = known & ~in_period
@@ -72,7 +74,8 @@ def usable_invoice_lines(invoice_lines: pd.DataFrame, accounts: pd.DataFrame, pe
     _report(quality, lines, mismatch, "invoice_currency_mismatch", "currency", lambda: (
         "invoice currency " + currency[mismatch] + " differs from account " + waba[mismatch]
         + " currency " + expected_currency[mismatch] + "; line left out of the variance"))
-    return lines[known & in_period & same_currency]
+    usable = known & in_period & same_currency
+    return lines if usable.all() else lines[usable]
 
 
 def _report(quality: QualityLog, lines: pd.DataFrame, mask: pd.Series, code: str, column: str,
@@ -106,20 +109,19 @@ def compare(units: pd.DataFrame, invoice_lines: pd.DataFrame, accounts: pd.DataF
     """
     lines = usable_invoice_lines(invoice_lines, accounts, period, quality)
     unit_group, line_group, groups = _group_ids(units, lines)
-    size = len(groups)
+    size = len(groups["waba_id"])
 
     amount = units["amount"].to_numpy(dtype="float64", na_value=np.nan) if len(units) else np.empty(0)
     unpriced = np.isnan(amount)
     expected_quantity = np.bincount(unit_group, minlength=size).astype("int64")
     expected_amount = np.bincount(unit_group, weights=np.where(unpriced, 0.0, amount), minlength=size)
     unpriced_units = np.bincount(unit_group, weights=unpriced, minlength=size).astype("int64")
-    invoiced_quantity = np.zeros(size, dtype="int64")
+    invoiced_quantity = np.bincount(line_group, weights=lines["quantity"].fillna(0).astype("int64").to_numpy(),
+                                    minlength=size).astype("int64") if len(lines) else np.zeros(size, dtype="int64")
     invoiced_amount = np.zeros(size, dtype="float64")
-    if len(lines):
-        sums = pd.DataFrame({"quantity": lines["quantity"].fillna(0).astype("int64").to_numpy(),
-                             "amount": lines["amount"].astype("float64").to_numpy()}).groupby(line_group).sum()
-        invoiced_quantity[sums.index.to_numpy()] = sums["quantity"].to_numpy()
-        invoiced_amount[sums.index.to_numpy()] = sums["amount"].to_numpy()
+    if len(lines):                              # pandas' sum (compensated) for the money
+        sums = pd.Series(lines["amount"].astype("float64").to_numpy()).groupby(line_group).sum()
+        invoiced_amount[sums.index.to_numpy()] = sums.to_numpy()
     has_expected = expected_quantity > 0
     has_invoice = np.bincount(line_group, minlength=size) > 0
 
@@ -139,68 +141,60 @@ def compare(units: pd.DataFrame, invoice_lines: pd.DataFrame, accounts: pd.DataF
     )
 
     account_currency = dict(zip(accounts["waba_id"], accounts["currency"]))
-    currency = groups["waba_id"].map(account_currency)
+    currency = np.empty(size, dtype=object)                    # per group (few): None when not an account
+    currency[:] = [account_currency.get(w) for w in groups["waba_id"]]
     if "currency" in units and len(units):  # units of an account missing from ``accounts`` keep their own currency
         first_unit = np.full(size, -1, dtype="int64")
         first_unit[unit_group[::-1]] = np.arange(len(units) - 1, -1, -1)     # first unit of each group
-        has_unit = first_unit >= 0
-        unit_currency = np.full(size, np.nan, dtype=object)
-        unit_currency[has_unit] = units["currency"].iloc[first_unit[has_unit]].to_numpy(dtype=object)
-        currency = currency.fillna(pd.Series(unit_currency, dtype=object))
-    variance = pd.DataFrame({
-        **{c: groups[c].astype(str).to_numpy(dtype=object) for c in VARIANCE_GROUP},
+        fill = pd.isna(currency) & (first_unit >= 0)
+        if fill.any():
+            currency[fill] = units["currency"].iloc[first_unit[fill]].to_numpy(dtype=object)
+    columns = {
+        **groups,
         "expected_quantity": expected_quantity,
         "invoiced_quantity": invoiced_quantity,
         "quantity_diff": quantity_diff,
         "expected_amount": expected_amount,
         "invoiced_amount": invoiced_amount,
         "amount_diff": amount_diff,
-        "currency": currency.fillna("").astype(str).to_numpy(dtype=object),
+        "currency": np.array(["" if pd.isna(c) else str(c) for c in currency], dtype=object),
         "status": status.astype(object),
-    })
-    return variance[VARIANCE_COLUMNS]
+    }
+    return pd.DataFrame({c: columns[c] for c in VARIANCE_COLUMNS})
 
 
-def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The group (VARIANCE_GROUP) of every unit and of every usable invoice line, one numbering for both,
-    and the groups' key values; groups are numbered in the order of their key values (the variance's
-    row order).
+    and the groups' key values (per column, an object array of ``str``); groups are numbered in the order
+    of their key values (the variance's row order).
 
     Each group column is coded once for the units (:func:`dictionary_codes`: a Categorical's own codes or
-    a compiled pass over the strings); the lines' few values (missing: "") are looked up among those
-    distinct values, new ones appended. The per-column codes are combined into one integer key; the
-    groups it gives are then sorted by their values (few groups: per column, the rank of each value)."""
+    a compiled pass over the strings); the lines' few values (missing: "") are factorized after the units'
+    distinct values, so that equal values share a code and new ones are appended. The per-column codes are
+    combined into one integer key; the groups it gives are then sorted by their values (few groups: per
+    column, the rank of each value)."""
     n_units = len(units)
     key = np.zeros(n_units + len(lines), dtype="int64")
     dictionaries = []
     if n_units:                   # two threads: the compiled coding of a str column runs without the GIL
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="reconcile-group-codes") as pool:
             coded = dict(zip(VARIANCE_GROUP, pool.map(dictionary_codes, [units[c] for c in VARIANCE_GROUP])))
+    line_keys = lines[VARIANCE_GROUP].fillna("").astype(str) if len(lines) else None
     for column in VARIANCE_GROUP:
-        if n_units:
-            unit_codes, uniques = coded[column]
-            if not uniques.is_unique:             # a "" category and a missing value: one code for ""
-                labels, distinct = pd.factorize(uniques)
-                unit_codes, uniques = labels[unit_codes], pd.Index(distinct, dtype=object)
-        else:
-            unit_codes, uniques = np.empty(0, dtype="int64"), pd.Index([], dtype=object)
-        line_codes = np.empty(0, dtype="int64")
-        if len(lines):
-            line_values = lines[column].fillna("").astype(str).to_numpy(dtype=object)
-            line_codes = uniques.get_indexer(line_values)
-            if (line_codes < 0).any():
-                uniques = uniques.append(pd.Index(pd.unique(line_values[line_codes < 0]), dtype=object))
-                line_codes = uniques.get_indexer(line_values)
-        for part, codes in ((key[:n_units], unit_codes), (key[n_units:], line_codes)):   # views: in place
-            part *= len(uniques)
-            part += codes
-        dictionaries.append(uniques)
+        unit_codes, uniques = coded[column] if n_units else (np.empty(0, dtype="int64"), pd.Index([], dtype=object))
+        line_values = line_keys[column].to_numpy(dtype=object) if len(lines) else np.empty(0, dtype=object)
+        codes, distinct = pd.factorize(np.concatenate([uniques.to_numpy(dtype=object), line_values]))
+        if not uniques.is_unique:                          # a "" category and a missing value: one code
+            unit_codes = codes[:len(uniques)][unit_codes]
+        for part, part_codes in ((key[:n_units], unit_codes), (key[n_units:], codes[len(uniques):])):
+            part *= len(distinct)                             # views: in place
+            part += part_codes
+        dictionaries.append(np.asarray(distinct, dtype=object))
     group_of_row, group_keys = pd.factorize(key, sort=False)
     group_keys = np.asarray(group_keys, dtype="int64")
     values, ranks = {}, []
-    for column, uniques in zip(reversed(VARIANCE_GROUP), reversed(dictionaries)):
-        group_keys, codes = np.divmod(group_keys, len(uniques))
-        names = uniques.to_numpy(dtype=object)
+    for column, names in zip(reversed(VARIANCE_GROUP), reversed(dictionaries)):
+        group_keys, codes = np.divmod(group_keys, len(names))
         rank = np.empty(len(names), dtype="int64")
         rank[np.argsort(names, kind="stable")] = np.arange(len(names))
         values[column] = names[codes]
@@ -209,8 +203,7 @@ def _group_ids(units: pd.DataFrame, lines: pd.DataFrame) -> tuple[np.ndarray, np
     number = np.empty(len(order), dtype="int64")
     number[order] = np.arange(len(order))
     group_of_row = number[group_of_row]
-    return (group_of_row[:n_units], group_of_row[n_units:],
-            pd.DataFrame({c: values[c][order] for c in VARIANCE_GROUP}, index=pd.RangeIndex(len(order))))
+    return group_of_row[:n_units], group_of_row[n_units:], {c: values[c][order] for c in VARIANCE_GROUP}
 
 
 def dictionary_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:

@@ -68,6 +68,40 @@ def test_buckets_fail_when_message_count_disagrees_with_the_riders():
         cons.message_buckets(coverage, units, units, Period.parse("2025-07"), set())
 
 
+def test_a_message_of_a_month_before_the_period_rides_on_no_unit_of_the_period():
+    # Only the riders of the period and after are matched: a June message can ride on no July unit, so
+    # a July unit counting one claims a message it cannot hold (a lost-or-double-counted message).
+    coverage = _coverage([("o1", "W", None, "2025-07", "unit_opener", "o1"),
+                          ("j1", "W", None, "2025-06", "rode_on_unit", "o1"),
+                          ("a1", "W", None, "2025-08", "rode_on_unit", "o1")])
+    units = _units([("o1", 3, "2025-07", 0.1, "USD")])      # o1, j1 and a1
+    with pytest.raises(cons.ConservationError, match="1 units whose message_count differs"):
+        cons.message_buckets(coverage, units, units, Period.parse("2025-07"), set())
+    buckets = cons.message_buckets(coverage, units.assign(message_count=2), units, Period.parse("2025-07"), set())
+    assert buckets["messages_in_units_of_period"] == 2 and buckets["covered_by_unit_of_period"] == 1
+
+
+@pytest.mark.parametrize("kind", ["category", "str", "object"])
+def test_month_and_outcome_answers_per_row(kind):
+    # 2025-06 before the period, 2025-07 in it, 2025-08 after it, a missing month counts as after
+    months = ["2025-07", None, "2025-06", "2025-08", "2025-07", ""]
+    outcomes = ["rode_on_unit", "excluded", None, "unit_opener", "free_not_unit", "bogus"]
+
+    def column(values):
+        if kind == "category":       # with an unused category
+            return pd.Series(pd.Categorical(values, categories=sorted({v for v in values if v is not None} | {"zz"})))
+        return pd.Series(values, dtype="str" if kind == "str" else object)
+
+    month = cons._Answers(column(months), lambda m: cons._month_side(m, Period.parse("2025-07")), missing=1)
+    outcome = cons._Answers(column(outcomes), lambda o: cons._codes_in(o, cons.OUTCOMES), missing=-1)
+    assert month.rows(0).tolist() == [True, False, False, False, True, False]
+    assert month.rows(0, 1).tolist() == [True, True, False, True, True, False]   # "" sorts before the period
+    assert month.rows(-1).tolist() == [False, False, True, False, False, True]
+    assert outcome.rows(0, 1).tolist() == [True, False, False, True, False, False]
+    assert outcome.rows(-1).tolist() == [False, False, True, False, False, True]
+    assert outcome.rows(2, 3).tolist() == [False, True, False, False, True, False]
+
+
 def test_totals_must_agree_to_four_places():
     cons.assert_totals_agree("x", {"USD": 1.00004}, {"USD": 1.0})
     with pytest.raises(cons.ConservationError, match="USD totals differ"):
