@@ -22,6 +22,7 @@ import functools
 import gzip
 import io
 import json
+import os
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -508,8 +509,9 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
 
     frames, infos = [], []
     for path in _expand(paths, TABLE_SUFFIXES):
-        data = locations.read_bytes(path)
         ext = _ext(path)
+        # Parquet is read through a buffer: a local file is mapped, not copied into bytes
+        data = locations.map_bytes(path) if ext in PARQUET_SUFFIXES else locations.read_bytes(path)
         lines = None
         if ext not in CSV_SUFFIXES and ext not in PARQUET_SUFFIXES:
             lines = _split_lines(data, path)
@@ -520,9 +522,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 frames.append(part)
                 infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
                 continue
-        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-sha256")
-        digest = hasher.submit(_sha256, data)      # hashlib releases the GIL: hashed while the file is parsed
-        hasher.shutdown(wait=False)
+        digest = _hasher().submit(_sha256, data)   # hashlib releases the GIL: hashed while the file is parsed
         if ext in CSV_SUFFIXES:
             raw = _read_csv_table(data, path, quality, dictionary=_CODED_MESSAGE_COLUMNS)
         elif ext in PARQUET_SUFFIXES:
@@ -550,6 +550,17 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
     del frames
     release_unused()
     return out[MESSAGE_OUTPUT_COLUMNS], infos
+
+
+@functools.lru_cache(maxsize=1)
+def _hasher() -> ThreadPoolExecutor:
+    """The thread that hashes message files while they are parsed, started once per process: starting a
+    thread per file waits for the new thread to take the GIL (up to the 5 ms switch interval while the
+    reference files are read in the other thread). A forked child starts its own."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-sha256")
+
+
+os.register_at_fork(after_in_child=_hasher.cache_clear)
 
 
 def _sha256(data: bytes) -> str:

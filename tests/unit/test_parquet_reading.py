@@ -61,3 +61,25 @@ def test_multi_row_group_log_reads_as_one_row_group(tmp_path):
     assert many["direction"].tolist() == ["outbound", "inbound", "outbound", "outbound", "outbound"]
     assert many["user_wa_id"].tolist() == ["447700", "447701", "447702", "447703", "447704"]
     assert q_many.frame()[["code", "row", "message_id"]].values.tolist() == [["unknown_direction", 6, "m5"]]
+
+
+def test_a_local_file_is_mapped_not_copied(tmp_path):
+    from reconcile.io import locations
+
+    path = tmp_path / "log.parquet"
+    path.write_bytes(b"PAR1 and some bytes")
+    mapped = locations.map_bytes(str(path))
+    assert not isinstance(mapped, bytes) and bytes(mapped) == b"PAR1 and some bytes"
+    assert tables._sha256(mapped) == tables._sha256(b"PAR1 and some bytes")
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    assert locations.map_bytes(str(tmp_path / "empty.parquet")) == b""      # nothing to map
+    with pytest.raises(InputError, match="no such file"):
+        locations.map_bytes(str(tmp_path / "missing.parquet"))
+
+
+def test_an_empty_parquet_log_is_the_error_it_was(tmp_path):
+    (tmp_path / "log.parquet").write_bytes(b"")
+    with pytest.raises(InputError) as err:
+        tables.read_messages([str(tmp_path / "log.parquet")], QualityLog())
+    assert "not a readable Parquet file (Could not open Parquet input source '<Buffer>': Parquet file size is 0 bytes" \
+        in str(err.value)
