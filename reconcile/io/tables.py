@@ -1271,9 +1271,9 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
                              column=column)
 
     first_bad(acc["waba_id"] == "", "waba_id", lambda r: "empty waba_id")
-    first_bad(_outside(acc["timezone"], _iana_zones()), "timezone",
+    first_bad(~_isin(acc["timezone"], _iana_zones()), "timezone",
               lambda r: f"{r['timezone']!r} is not an IANA timezone")
-    first_bad(_outside(acc["currency"], CURRENCIES), "currency",
+    first_bad(~_isin(acc["currency"], CURRENCIES), "currency",
               lambda r: f"{r['currency']!r} is not an ISO 4217 currency")
     first_bad(acc["waba_id"].duplicated(), "waba_id", lambda r: f"waba_id {r['waba_id']!r} listed twice")
     bad_country = (acc["business_country"] != "") & ~acc["business_country"].str.fullmatch(r"[A-Z]{2}").fillna(False)
@@ -1286,11 +1286,14 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
     return acc[ACCOUNT_COLUMNS + ["source", "row"]].reset_index(drop=True)
 
 
-def _outside(values: pd.Series, allowed) -> np.ndarray:
-    """Per-row mask of a short ``str`` column without NaN: the value is not in the set ``allowed``, one
-    Python lookup per value (``Series.isin`` makes an Arrow scalar of every allowed value: ~5 ms for the
-    ~600 IANA zones)."""
-    return np.fromiter((v not in allowed for v in values.tolist()), dtype=bool, count=len(values))
+def _isin(values: pd.Series, allowed) -> np.ndarray:
+    """``values.isin(allowed)`` as a numpy mask, for a ``str`` column by Arrow's ``is_in`` over its own
+    Arrow array (pandas' ``isin`` makes an Arrow scalar of every allowed value: ~5 ms for the ~600 IANA
+    zones, ~1 ms for the currencies)."""
+    arr = getattr(values.array, "_pa_array", None)
+    if arr is None or not _is_arrow_text(arr.type):
+        return values.isin(allowed).to_numpy(dtype=bool)
+    return _text_in(arr, allowed)
 
 
 def _read_any_table(path: str, quality: QualityLog) -> pd.DataFrame:
@@ -1413,7 +1416,7 @@ def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, account
     check(np.isnan(amt) | np.isinf(amt), "bad_amount", "amount", shown("amount") + " is not a number: line left out")
     check(amt < 0, "negative_amount", "amount", shown("amount") + " is negative: line left out")
     f["currency"] = f["currency"].str.upper()
-    check((f["currency"] != "").to_numpy() & ~f["currency"].isin(CURRENCIES).to_numpy(), "unknown_currency",
+    check((f["currency"] != "").to_numpy() & ~_isin(f["currency"], CURRENCIES), "unknown_currency",
           "currency", shown("currency") + " is not an ISO 4217 currency: line left out")
     month = f["billing_month"]
     month = month.where(~month.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False), month.str[:7])
@@ -1421,20 +1424,20 @@ def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, account
     check(~month.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])").fillna(False).to_numpy(dtype=bool), "bad_billing_month",
           "billing_month", shown("billing_month") + " is not YYYY-MM: line left out")
     f["pricing_model"] = f["pricing_model"].str.upper()
-    check(~f["pricing_model"].isin(PRICING_MODELS).to_numpy(), "unknown_pricing_model", "pricing_model",
+    check(~_isin(f["pricing_model"], PRICING_MODELS), "unknown_pricing_model", "pricing_model",
           shown("pricing_model") + " is not NBP, CBP or PMP: line left out")
     f["category"] = normalise_invoice_category(f["category"])
     f["pricing_type"] = normalise_pricing_type(f["pricing_type"])
-    check(~f["category"].isin(CATEGORIES).to_numpy(), "unknown_category", "category",
+    check(~_isin(f["category"], CATEGORIES), "unknown_category", "category",
           shown("category") + " is not a known category: line left out")
-    check(~f["pricing_type"].isin(PRICING_TYPES).to_numpy(), "unknown_pricing_type", "pricing_type",
+    check(~_isin(f["pricing_type"], PRICING_TYPES), "unknown_pricing_type", "pricing_type",
           shown("pricing_type") + " is not a known pricing type: line left out")
     # a free entry point line is category free_entry_point whatever template it names (rule book section 0)
     fep = (f["pricing_type"] == "free_entry_point") | (f["category"] == "free_entry_point")
     f.loc[fep, "category"] = "free_entry_point"
     f.loc[fep, "pricing_type"] = "free_entry_point"
     if accounts is not None:
-        check(~f["waba_id"].isin(set(accounts["waba_id"].astype(str))).to_numpy(), "invoice_unknown_account",
+        check(~_isin(f["waba_id"], set(accounts["waba_id"].astype(str))), "invoice_unknown_account",
               "waba_id", shown("waba_id") + " is not an account of this run: line left out")
 
     # market: a two-letter country code → its market through the market map; names get the map's spelling
