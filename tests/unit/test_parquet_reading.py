@@ -2,6 +2,9 @@
 groups), dictionary-encoded few-valued columns, and the error texts of unreadable files unchanged."""
 from __future__ import annotations
 
+import os
+import threading
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -72,7 +75,13 @@ def test_a_local_file_is_mapped_not_copied(tmp_path):
     assert not isinstance(mapped, bytes) and bytes(mapped) == b"PAR1 and some bytes"
     assert tables._sha256(mapped) == tables._sha256(b"PAR1 and some bytes")
     (tmp_path / "empty.parquet").write_bytes(b"")
-    assert locations.map_bytes(str(tmp_path / "empty.parquet")) == b""      # nothing to map
+    assert locations.map_bytes(str(tmp_path / "empty.parquet")) == b""      # nothing to map: read
+    fifo = tmp_path / "fifo.parquet"                                         # a special file: read as a stream
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(b"PAR1 streamed",))
+    writer.start()
+    assert locations.map_bytes(str(fifo)) == b"PAR1 streamed"
+    writer.join()
     with pytest.raises(InputError, match="no such file"):
         locations.map_bytes(str(tmp_path / "missing.parquet"))
 

@@ -2,6 +2,7 @@
 reader; the account checks on timezone and currency, naming file, row and column."""
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -59,3 +60,11 @@ def test_known_timezones_and_currencies_pass(tmp_path):
     path.write_text(ACCOUNTS.format(tz="", cur="brl"))       # empty timezone: UTC
     accounts = tables.read_accounts(str(path), QualityLog())
     assert accounts[["timezone", "currency"]].values.tolist() == [["UTC", "USD"], ["UTC", "BRL"]]
+
+
+def test_isin_answers_as_pandas_isin():
+    values = pd.Series(["UTC", "", "Mars/Olympus", None], dtype="str")
+    assert tables._isin(values, {"UTC", ""}).tolist() == [True, True, False, False]
+    assert tables._isin(values, {"UTC", ""}).tolist() == values.isin({"UTC", ""}).tolist()
+    as_objects = pd.Series(["UTC", 3], dtype=object)                 # not an Arrow column: pandas answers
+    assert tables._isin(as_objects, {"UTC"}).tolist() == [True, False]
