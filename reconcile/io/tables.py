@@ -182,9 +182,9 @@ _SERIAL_CSV_BYTES = 1 << 20
 def _parse_csv(data: bytes, column_types: dict):
     """``pyarrow.csv.read_csv`` over the bytes (zero-copy, no Python file calls), every cell a string.
     A small CSV is parsed in the calling thread: the reference files are read while the message log is
-    decoded, which keeps Arrow's thread pool busy (a small CSV waited for it, ~0.1 s per 1M messages).
-    A CSV that fails is parsed again by the threaded reader, whose error text (it gives no row number)
-    is the one reported."""
+    decoded, which keeps Arrow's thread pool busy (a threaded parse of the 1 KB invoice waited for the
+    decode). A CSV that fails is parsed again by the threaded reader, whose error text (it gives no row
+    number) is the one reported."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
