@@ -154,6 +154,7 @@ def read_message_logs(config: RunConfig, quality: QualityLog, all_accounts: pd.D
                       accounts: pd.DataFrame) -> tuple[pd.DataFrame, list, "MessageRows"]:
     """The message logs of the run's accounts, and the ledger of their rows: in the files, rejected by
     the readers (distinct rows with an error finding), left out by ``--waba``."""
+    from .engine.prepare import per_category
     from .io import tables
 
     n_findings = len(quality)
@@ -163,7 +164,9 @@ def read_message_logs(config: RunConfig, quality: QualityLog, all_accounts: pd.D
         findings = quality.frame()
         rejected = findings[(findings["severity"] == "error") & findings["source"].isin({i.path for i in infos})]
         rejected_rows = int(len(rejected[["source", "row"]].drop_duplicates()))
-    in_scope = messages["waba_id"].isin(accounts["waba_id"]).to_numpy()
+    # the readers give waba_id as a Categorical: its few categories are checked, the rows take their answer
+    wabas = messages["waba_id"]
+    in_scope = per_category(wabas, wabas.cat.categories.isin(accounts["waba_id"]))
     if not in_scope.all():
         messages = messages[in_scope].reset_index(drop=True)
     rows = MessageRows(sum(int(i.rows) for i in infos), rejected_rows, int((~in_scope).sum()))

@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from datetime import datetime, timezone
@@ -151,6 +153,28 @@ def read_bytes(uri: str) -> bytes:
             raise InputError("no such S3 object", source=uri) from exc
     try:
         with open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise InputError("no such file", source=uri) from exc
+
+
+def map_bytes(uri: str):
+    """The bytes of a file as a read-only buffer: a regular local file memory-mapped (its pages are read
+    from the page cache as they are used: no copy into a Python ``bytes``, ~8 ms per 25 MB), anything
+    else (an S3 object, an empty or special file, a file system that cannot map) as :func:`read_bytes`.
+    The map closes when no longer referenced. The file must not shrink while mapped (reading a page cut
+    off raises SIGBUS): inputs are read, never written, by a run."""
+    uri = str(uri)
+    if is_s3(uri):
+        return read_bytes(uri)
+    try:
+        with open(uri, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > 0:
+                try:
+                    return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                except (OSError, ValueError):
+                    pass
             return fh.read()
     except FileNotFoundError as exc:
         raise InputError("no such file", source=uri) from exc

@@ -22,6 +22,7 @@ import functools
 import gzip
 import io
 import json
+import os
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -162,14 +163,8 @@ def _read_csv_table(data: bytes, path: str, quality: QualityLog | None = None, d
     _text(data[:4096].rsplit(b"\n", 1)[0] if len(data) > 4096 else data, path)
     header = next(csv.reader(io.StringIO(data[:1 << 16].decode("utf-8", "ignore"), newline="")), [])
     try:
-        table = pcsv.read_csv(
-            pa.BufferReader(data),                      # zero-copy over the bytes (no Python file calls)
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(column_types={c: (pa.dictionary(pa.int32(), pa.string())
-                                                                  if _normal_name(c) in dictionary else pa.string())
-                                                              for c in header},
-                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
+        table = _parse_csv(data, {c: (pa.dictionary(pa.int32(), pa.string()) if _normal_name(c) in dictionary
+                                      else pa.string()) for c in header})
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         if "utf8" in msg.lower():
@@ -178,6 +173,32 @@ def _read_csv_table(data: bytes, path: str, quality: QualityLog | None = None, d
             return _read_ragged_csv(data, path, quality)
         raise InputError(f"not a readable CSV file ({msg.splitlines()[0]})", source=path) from exc
     return table
+
+
+#: a CSV up to this size (one block of Arrow's reader: nothing to parse in parallel) is parsed in the calling thread
+_SERIAL_CSV_BYTES = 1 << 20
+
+
+def _parse_csv(data: bytes, column_types: dict):
+    """``pyarrow.csv.read_csv`` over the bytes (zero-copy, no Python file calls), every cell a string.
+    A small CSV is parsed in the calling thread: the reference files are read while the message log is
+    decoded, which keeps Arrow's thread pool busy (a threaded parse of the 1 KB invoice waited for the
+    decode). A CSV that fails is parsed again by the threaded reader, whose error text (it gives no row
+    number) is the one reported."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    def parse(threads: bool):
+        return pcsv.read_csv(pa.BufferReader(data), read_options=pcsv.ReadOptions(use_threads=threads),
+                             parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                             convert_options=pcsv.ConvertOptions(column_types=column_types, strings_can_be_null=False,
+                                                                 quoted_strings_can_be_null=False))
+    if len(data) <= _SERIAL_CSV_BYTES:
+        try:
+            return parse(threads=False)
+        except pa.ArrowException:
+            pass
+    return parse(threads=True)
 
 
 def _read_ragged_csv(data: bytes, path: str, quality: QualityLog) -> pd.DataFrame:
@@ -230,22 +251,26 @@ def _read_parquet(data: bytes, path: str) -> pd.DataFrame:
     return _arrow_to_frame(_read_parquet_table(data, path))
 
 
-def _read_parquet_table(data: bytes, path: str, dictionary=()):
-    """The Parquet file as a ``pyarrow`` table; string columns whose normalised name is in
-    ``dictionary`` are read dictionary-encoded (same values, decoded once per distinct value)."""
+def _read_parquet_table(data, path: str, dictionary=()):
+    """The Parquet file (bytes, or a buffer such as a memory map: read zero-copy) as a ``pyarrow`` table;
+    string columns whose normalised name is in ``dictionary`` are read dictionary-encoded (same values,
+    decoded once per distinct value). ``ParquetFile.read`` reads each column whole (one chunk per column,
+    per row group for dictionary columns), where ``pq.read_table`` cuts batches of 128K rows that the
+    message readers would glue back together (~10 ms per 1M rows). A file it cannot read is read again by
+    ``pq.read_table``, whose error text names the problem in the :class:`InputError` (as it always has)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     read_dictionary = None
-    if dictionary:
-        try:
-            schema = pq.read_schema(pa.BufferReader(data))
-            read_dictionary = [f.name for f in schema if _normal_name(f.name) in dictionary
-                               and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] or None
-        except (pa.ArrowInvalid, pa.ArrowException, OSError):
-            read_dictionary = None        # read_table below raises the error that names the problem
     try:
-        return pq.read_table(pa.BufferReader(data), read_dictionary=read_dictionary)   # zero-copy over the bytes
+        probe = pq.ParquetFile(pa.BufferReader(data))
+        read_dictionary = [f.name for f in probe.schema_arrow if _normal_name(f.name) in dictionary
+                           and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))] or None
+        return pq.ParquetFile(pa.BufferReader(data), metadata=probe.metadata, read_dictionary=read_dictionary).read()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError):
+        pass
+    try:
+        return pq.read_table(pa.BufferReader(data), read_dictionary=read_dictionary)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from exc
 
@@ -504,8 +529,9 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
 
     frames, infos = [], []
     for path in _expand(paths, TABLE_SUFFIXES):
-        data = locations.read_bytes(path)
         ext = _ext(path)
+        # Parquet is read through a buffer: a local file is mapped, not copied into bytes
+        data = locations.map_bytes(path) if ext in PARQUET_SUFFIXES else locations.read_bytes(path)
         lines = None
         if ext not in CSV_SUFFIXES and ext not in PARQUET_SUFFIXES:
             lines = _split_lines(data, path)
@@ -516,9 +542,7 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
                 frames.append(part)
                 infos.append(InputInfo("messages", path, len(lines), _sha256(data)))
                 continue
-        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-sha256")
-        digest = hasher.submit(_sha256, data)      # hashlib releases the GIL: hashed while the file is parsed
-        hasher.shutdown(wait=False)
+        digest = _hasher().submit(_sha256, data)   # hashlib releases the GIL: hashed while the file is parsed
         if ext in CSV_SUFFIXES:
             raw = _read_csv_table(data, path, quality, dictionary=_CODED_MESSAGE_COLUMNS)
         elif ext in PARQUET_SUFFIXES:
@@ -546,6 +570,17 @@ def read_messages(paths, quality: QualityLog, *, accounts: pd.DataFrame | None =
     del frames
     release_unused()
     return out[MESSAGE_OUTPUT_COLUMNS], infos
+
+
+@functools.lru_cache(maxsize=1)
+def _hasher() -> ThreadPoolExecutor:
+    """The thread that hashes message files while they are parsed, started once per process: starting a
+    thread per file waits for the new thread to take the GIL (up to the 5 ms switch interval while the
+    reference files are read in the other thread). A forked child starts its own."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-sha256")
+
+
+os.register_at_fork(after_in_child=_hasher.cache_clear)
 
 
 def _sha256(data: bytes) -> str:
@@ -1236,9 +1271,9 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
                              column=column)
 
     first_bad(acc["waba_id"] == "", "waba_id", lambda r: "empty waba_id")
-    zones = _iana_zones()
-    first_bad(~acc["timezone"].isin(zones), "timezone", lambda r: f"{r['timezone']!r} is not an IANA timezone")
-    first_bad(~acc["currency"].isin(CURRENCIES), "currency",
+    first_bad(~_isin(acc["timezone"], _iana_zones()), "timezone",
+              lambda r: f"{r['timezone']!r} is not an IANA timezone")
+    first_bad(~_isin(acc["currency"], CURRENCIES), "currency",
               lambda r: f"{r['currency']!r} is not an ISO 4217 currency")
     first_bad(acc["waba_id"].duplicated(), "waba_id", lambda r: f"waba_id {r['waba_id']!r} listed twice")
     bad_country = (acc["business_country"] != "") & ~acc["business_country"].str.fullmatch(r"[A-Z]{2}").fillna(False)
@@ -1249,6 +1284,16 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
     for c in ACCOUNT_COLUMNS + ["source"]:
         acc[c] = acc[c].astype("str")
     return acc[ACCOUNT_COLUMNS + ["source", "row"]].reset_index(drop=True)
+
+
+def _isin(values: pd.Series, allowed) -> np.ndarray:
+    """``values.isin(allowed)`` as a numpy mask, for a ``str`` column by Arrow's ``is_in`` over its own
+    Arrow array (pandas' ``isin`` makes an Arrow scalar of every allowed value: ~5 ms for the ~600 IANA
+    zones, ~1 ms for the currencies)."""
+    arr = getattr(values.array, "_pa_array", None)
+    if arr is None or not _is_arrow_text(arr.type):
+        return values.isin(allowed).to_numpy(dtype=bool)
+    return _text_in(arr, allowed)
 
 
 def _read_any_table(path: str, quality: QualityLog) -> pd.DataFrame:
@@ -1371,7 +1416,7 @@ def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, account
     check(np.isnan(amt) | np.isinf(amt), "bad_amount", "amount", shown("amount") + " is not a number: line left out")
     check(amt < 0, "negative_amount", "amount", shown("amount") + " is negative: line left out")
     f["currency"] = f["currency"].str.upper()
-    check((f["currency"] != "").to_numpy() & ~f["currency"].isin(CURRENCIES).to_numpy(), "unknown_currency",
+    check((f["currency"] != "").to_numpy() & ~_isin(f["currency"], CURRENCIES), "unknown_currency",
           "currency", shown("currency") + " is not an ISO 4217 currency: line left out")
     month = f["billing_month"]
     month = month.where(~month.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False), month.str[:7])
@@ -1379,20 +1424,20 @@ def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, account
     check(~month.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])").fillna(False).to_numpy(dtype=bool), "bad_billing_month",
           "billing_month", shown("billing_month") + " is not YYYY-MM: line left out")
     f["pricing_model"] = f["pricing_model"].str.upper()
-    check(~f["pricing_model"].isin(PRICING_MODELS).to_numpy(), "unknown_pricing_model", "pricing_model",
+    check(~_isin(f["pricing_model"], PRICING_MODELS), "unknown_pricing_model", "pricing_model",
           shown("pricing_model") + " is not NBP, CBP or PMP: line left out")
     f["category"] = normalise_invoice_category(f["category"])
     f["pricing_type"] = normalise_pricing_type(f["pricing_type"])
-    check(~f["category"].isin(CATEGORIES).to_numpy(), "unknown_category", "category",
+    check(~_isin(f["category"], CATEGORIES), "unknown_category", "category",
           shown("category") + " is not a known category: line left out")
-    check(~f["pricing_type"].isin(PRICING_TYPES).to_numpy(), "unknown_pricing_type", "pricing_type",
+    check(~_isin(f["pricing_type"], PRICING_TYPES), "unknown_pricing_type", "pricing_type",
           shown("pricing_type") + " is not a known pricing type: line left out")
     # a free entry point line is category free_entry_point whatever template it names (rule book section 0)
     fep = (f["pricing_type"] == "free_entry_point") | (f["category"] == "free_entry_point")
     f.loc[fep, "category"] = "free_entry_point"
     f.loc[fep, "pricing_type"] = "free_entry_point"
     if accounts is not None:
-        check(~f["waba_id"].isin(set(accounts["waba_id"].astype(str))).to_numpy(), "invoice_unknown_account",
+        check(~_isin(f["waba_id"], set(accounts["waba_id"].astype(str))), "invoice_unknown_account",
               "waba_id", shown("waba_id") + " is not an account of this run: line left out")
 
     # market: a two-letter country code → its market through the market map; names get the map's spelling

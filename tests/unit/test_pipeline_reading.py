@@ -46,3 +46,23 @@ def test_a_broken_reference_file_is_the_error_even_when_the_messages_fail_too(tm
     with pytest.raises(InputError) as only_messages:
         load_inputs(config(tmp_path, messages=messages), QualityLog())
     assert only_messages.value.source == messages
+
+
+def test_messages_of_accounts_outside_waba_are_left_out_and_counted(tmp_path):
+    from reconcile.io import tables
+    from reconcile.pipeline import read_message_logs, select_accounts
+
+    (tmp_path / "accounts.csv").write_text("waba_id,currency\nW1,USD\nW2,USD\nW3,EUR\n")
+    header = "message_id,waba_id,phone_number_id,user_wa_id,direction,sent_at,status\n"
+    rows = [("m1", "W1"), ("m2", "W2"), ("m3", "W3"), ("m4", "W2"), ("m5", "W9"), ("m6", "W1")]
+    (tmp_path / "log.csv").write_text(header + "".join(f"{m},{w},P,44,outbound,2025-07-01T10:00:00Z,sent\n"
+                                                       for m, w in rows))
+    quality = QualityLog()
+    cfg = RunConfig(messages=[str(tmp_path / "log.csv")], accounts=str(tmp_path / "accounts.csv"), rate_cards=[],
+                    invoices=[], period=Period.parse("2025-07"), wabas=["W1", "W3"])
+    all_accounts = tables.read_accounts(cfg.accounts, quality)
+    messages, _, ledger = read_message_logs(cfg, quality, all_accounts, select_accounts(all_accounts, cfg))
+    assert messages["message_id"].tolist() == ["m1", "m3", "m6"]
+    assert messages["waba_id"].tolist() == ["W1", "W3", "W1"]
+    # six rows: m5's account is unknown (rejected by the reader), m2 and m4 are outside --waba
+    assert (ledger.rows_in, ledger.rejected_by_readers, ledger.out_of_scope) == (6, 1, 2)
