@@ -24,6 +24,26 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 #: per-row attributes packed into one int64 (see :func:`row_attributes`)
 ATTR_ENTRY, ATTR_TEMPLATE, ATTR_CATEGORY_SHIFT, ATTR_ACCOUNT_SHIFT = 1, 2, 2, 8
 
+#: integer types the code kernels are compiled for (a Categorical's codes are the smallest that fits)
+CODE_TYPES = (np.int8, np.int16, np.int32, np.int64)
+
+
+def _codes_as_they_are(codes) -> np.ndarray:
+    """Integer codes in their own type (no widening copy of 1M rows: each type has its own compiled
+    signature), other inputs as int64."""
+    return same_code_type(codes)[0]
+
+
+def same_code_type(*codes) -> list[np.ndarray]:
+    """Integer code arrays in one type of :data:`CODE_TYPES` (the widest of theirs: usually all int8, then
+    no copy), read-only."""
+    arrays = [np.asarray(c) for c in codes]
+    if all(a.dtype.type in CODE_TYPES for a in arrays):
+        common = max((a.dtype for a in arrays), key=lambda d: d.itemsize)
+    else:
+        common = np.dtype(np.int64)
+    return [_ro(a, common) for a in arrays]
+
 
 def vocabulary_table(words) -> tuple[np.ndarray, np.ndarray]:
     """A few words of distinct byte lengths (UTF-8) for :func:`_word_at`: ``by_length[n]`` = index of the
@@ -177,7 +197,7 @@ def classify_codes(direction, status, delivered, read, sent, account, dropped=No
     tests run once per category, then one pass over the codes."""
     dir_of = np.array([{"inbound": 0, "outbound": 1}.get(str(c), -1) for c in direction[1]] + [-1], np.int64)
     billable_status = np.array([str(c) in ("delivered", "read") for c in status[1]] + [False], np.bool_)
-    return _classify_codes(_ro(direction[0], np.int32), _ro(status[0], np.int32),
+    return _classify_codes(*same_code_type(direction[0], status[0]),
                            *_classify_args(delivered, read, sent, account, dropped), _ro(dir_of), _ro(billable_status))
 
 
@@ -266,7 +286,7 @@ def _renumber(ids, rank):
 def renumber(ids, rank):
     """``rank[ids]`` (int64; an id of -1 reads the last entry, as numpy does). Faster than numpy's fancy
     index for small integer ids (Categorical codes), which numpy converts to ``intp`` first."""
-    return _renumber(_ro(ids, np.int64), _ro(rank, np.int64))
+    return _renumber(_codes_as_they_are(ids), _ro(rank, np.int64))
 
 
 @njit(cache=True, nogil=True)
@@ -282,7 +302,7 @@ def _code_counts(codes, n):
 def code_counts(codes, n: int) -> np.ndarray:
     """``np.bincount(codes[codes >= 0], minlength=n)`` of Categorical codes (-1 for NaN, not counted),
     without numpy's conversion of small integer codes to ``intp`` first."""
-    return _code_counts(_ro(codes, np.int32), np.int64(n))
+    return _code_counts(_codes_as_they_are(codes), np.int64(n))
 
 
 # =========================================================================== events
@@ -335,8 +355,8 @@ def coded_row_attributes(inbound, account, entry_point, message_kind, template_c
         return _ro(np.array([test(str(c)) for c in categories] + [test("")], dtype=dtype))
 
     return _coded_row_attributes(
-        _ro(inbound, np.bool_), _ro(account, np.int64), _ro(entry_point[0], np.int32), _ro(message_kind[0], np.int32),
-        _ro(template_category[0], np.int32), table(entry_point[1], lambda v: v != "", np.bool_),
+        _ro(inbound, np.bool_), _ro(account, np.int64), *same_code_type(entry_point[0], message_kind[0], template_category[0]),
+        table(entry_point[1], lambda v: v != "", np.bool_),
         table(message_kind[1], lambda v: v != "free_form", np.bool_),
         table(template_category[1], lambda v: category_codes[v] + 1 if v in category_codes else 0, np.int64))
 
@@ -691,12 +711,17 @@ def warm_up() -> None:
     b = np.zeros(2, np.bool_)
     lookup_strings(strings, strings)
     classify_rows(strings, strings, i, i, i, i)
-    classify_codes((i, ["a"]), (i, ["a"]), i, i, i, i)
+    for code_type in CODE_TYPES:
+        c = np.zeros(2, code_type)
+        classify_codes((c, ["a"]), (c, ["a"]), i, i, i, i)
     digit_codes(strings)
-    renumber(np.zeros(2, np.int64), np.zeros(1, np.int64))
-    code_counts(i, 1)
+    for code_type in CODE_TYPES:
+        renumber(np.zeros(2, code_type), np.zeros(1, np.int64))
+        code_counts(np.zeros(2, code_type), 1)
     attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
-    coded_row_attributes(b, i, (i, ["a"]), (i, ["a"]), (i, ["a"]), {"a": 0})
+    for code_type in CODE_TYPES:
+        c = np.zeros(2, code_type)
+        coded_row_attributes(b, i, (c, ["a"]), (c, ["a"]), (c, ["a"]), {"a": 0})
     event_stats(i, i, i, i)
     rows, packed, payload = radix_sort_events(i, i, i, i, b, attrs, 0, 1, 1, 2, 2)
     tied_runs(packed)

@@ -287,13 +287,14 @@ def test_radix_sort_of_many_events_in_parts_and_threads():
         sorting.PARALLEL_EVENTS, sorting.PART_EVENTS = saved
 
 
-def test_classify_codes_of_categoricals_with_nan_and_dropped_rows():
+@pytest.mark.parametrize("code_type", [np.int8, np.int16, np.int32, np.int64])
+def test_classify_codes_of_categoricals_with_nan_and_dropped_rows(code_type):
     nat = np.iinfo(np.int64).min
     # rows: inbound with sent; outbound delivered (delivered_at); outbound read (read_at only); outbound
     # delivered without instants; outbound sent; NaN direction; inbound without sent (unknown account);
     # inbound dropped (a merged duplicate)
-    direction = (np.array([1, 0, 0, 0, 0, -1, 1, 1]), ["outbound", "inbound"])
-    status = (np.array([2, 0, 1, 0, -1, 0, 2, 2]), ["delivered", "read", "received"])
+    direction = (np.array([1, 0, 0, 0, 0, -1, 1, 1], code_type), ["outbound", "inbound"])
+    status = (np.array([2, 0, 1, 0, -1, 0, 2, 2], code_type), ["delivered", "read", "received"])
     sent = np.array([10, 20, 30, 40, 50, 60, nat, 80])
     delivered = np.array([nat, 21, nat, nat, 51, 61, nat, nat])
     read = np.array([nat, 22, 33, nat, nat, nat, nat, nat])
@@ -314,6 +315,21 @@ def test_classify_codes_of_categoricals_with_nan_and_dropped_rows():
                                     account, dropped)
     for got, want in zip(strings, (inbound, billable, charge, unknown, missing_time, missing_in)):
         assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("code_type", [np.int8, np.int16, np.int32, np.int64])
+def test_code_kernels_read_codes_in_their_own_type(code_type):
+    codes = np.array([2, 0, -1, 2, 1, 2], code_type)          # -1: NaN
+    rank = np.array([10, 20, 30, 99])                          # rank[-1] (NaN) reads the last entry
+    assert sorting.renumber(codes, rank).tolist() == [30, 10, 99, 30, 20, 30]
+    assert sorting.code_counts(codes, 3).tolist() == [1, 1, 3]
+    # no widening copy: the kernels get the codes' own buffer
+    assert sorting.same_code_type(codes)[0].dtype == np.dtype(code_type)
+    assert np.shares_memory(sorting.same_code_type(codes)[0], codes)
+    # mixed types meet in the widest; non-code input is read as int64
+    wide, narrow = sorting.same_code_type(codes, codes.astype(np.int64))
+    assert wide.dtype == narrow.dtype == np.dtype(np.int64)
+    assert sorting.same_code_type(codes.astype(np.float64))[0].dtype == np.dtype(np.int64)
 
 
 @pytest.mark.parametrize("step", [10**9, 10**6, 10**3, 1, 7 * 10**8])
