@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import __version__
 from .contracts import DEFAULT_EXCEL_MAX_UNITS, DEFAULT_TOLERANCE, Period, VARIANCE_STATUSES
+from .memory import keep_freed_memory
 from .progress import LogProgress, Progress
 from .quality import InputError, QualityLog
 
@@ -216,6 +217,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     numba's cache when first called (inside the engine stage, ~0.3 s per process): loading them in a
     thread beside the read was measured no faster on 2 cores (the loader holds the GIL the read needs)."""
     progress = progress or LogProgress()
+    keep_freed_memory()
     quality = QualityLog()
     clock = RunClock()
     with timed(progress, clock.timings, "read"):
