@@ -347,8 +347,9 @@ class UnitArrays:
 
     def currency_codes(self, rows) -> np.ndarray:
         """A code per distinct currency string, of each unit of ``rows``."""
-        codes, _ = pd.factorize(np.asarray(self.currency_of + [""], dtype=object))
-        return np.asarray(codes, dtype=np.int64).take(self.waba.codes[rows])
+        first: dict[str, int] = {}
+        codes = np.array([first.setdefault(c, len(first)) for c in self.currency_of + [""]], dtype=np.int64)
+        return codes.take(self.waba.codes[rows])          # a few accounts: no pandas factorize
 
     def local_date(self, rows) -> pd.Series:
         """Local date of each unit of ``rows`` (naive ``datetime64[ns]`` midnights, NaT when none)."""

@@ -737,16 +737,19 @@ def prepare_events(deduped: pd.DataFrame, classes: MessageClasses, user_codes=No
 
     Sort order (rule book section 0, "Ties"): key, instant, inbound before outbound, message_id.
     Keys are factorised with sorted uniques so that the order does not depend on input order.
-    ``user_codes``: ``sorted_codes(deduped["user_wa_id"])`` when the caller computed it already.
+    ``user_codes``: ``sorted_codes(deduped["user_wa_id"])`` when the caller computed it already, or a
+    future of it (a second thread): asked for once the work that does not need it is done.
     """
     from . import sorting
 
     usable = (classes.inbound | classes.billable) & ~classes.excluded
     rows = np.flatnonzero(usable)
     phone_all, phone_names = sorted_codes(deduped["phone_number_id"])
+    attrs = _row_attributes(deduped, classes)
+    if hasattr(user_codes, "result"):
+        user_codes = user_codes.result()
     user_all, user_names = user_codes if user_codes is not None else sorted_codes(deduped["user_wa_id"])
     n_users = max(len(user_names), 1)
-    attrs = _row_attributes(deduped, classes)
     (rows, key, t, inbound, phone, user, account, entry, template, category) = _sorted_events(
         rows, phone_all, user_all, n_users, classes.charge_ns, classes.inbound, attrs, deduped["message_id"])
 

@@ -372,7 +372,7 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     user_codes = worker.submit(sorted_codes, deduped["user_wa_id"])
     worker.shutdown(wait=False)
     classes = classify_messages(deduped, accounts, quality, dropped)
-    events = prepare_events(deduped, classes, user_codes.result())
+    events = prepare_events(deduped, classes, user_codes)          # waits for the users' codes when needed
     if owned:
         deduped = deduped[[c for c in ("message_id", "source", "row") if c in deduped.columns]]
         release_unused()
