@@ -24,9 +24,9 @@ import pandas as pd
 
 from . import __version__
 from .contracts import DEFAULT_EXCEL_MAX_UNITS, DEFAULT_TOLERANCE, Period, VARIANCE_STATUSES
-from .memory import keep_freed_memory
 from .progress import LogProgress, Progress
 from .quality import InputError, QualityLog
+from .run_settings import run_settings
 
 FULL_SCOPE = "full"
 
@@ -217,14 +217,14 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     numba's cache when first called (inside the engine stage, ~0.3 s per process): loading them in a
     thread beside the read was measured no faster on 2 cores (the loader holds the GIL the read needs)."""
     progress = progress or LogProgress()
-    keep_freed_memory()
     quality = QualityLog()
     clock = RunClock()
-    with timed(progress, clock.timings, "read"):
-        inputs = load_inputs(config, quality)
-    with timed(progress, clock.timings, "engine"):
-        result = compute(inputs, config.period, quality)
-    return finish_run(config, inputs, result, quality, inputs.message_rows, clock=clock, progress=progress)
+    with run_settings():         # reuse of freed memory, a short GIL switch interval (reconcile.run_settings)
+        with timed(progress, clock.timings, "read"):
+            inputs = load_inputs(config, quality)
+        with timed(progress, clock.timings, "engine"):
+            result = compute(inputs, config.period, quality)
+        return finish_run(config, inputs, result, quality, inputs.message_rows, clock=clock, progress=progress)
 
 
 @dataclass
