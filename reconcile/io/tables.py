@@ -943,8 +943,7 @@ def _text_output(col, n: int, keep: np.ndarray | None, categorical: bool = False
         return _categorical_output(col, keep)
     if col is None:
         k = n if keep is None else int(keep.sum())
-        arr = pa.Array.from_buffers(pa.large_string(), k, [None, pa.py_buffer(np.zeros(k + 1, dtype=np.int64)),
-                                                             pa.py_buffer(b"")])
+        arr = pa.Array.from_buffers(pa.large_string(), k, [None, pa.py_buffer(_lazy_zeros(k + 1)), pa.py_buffer(b"")])
     elif isinstance(col, _Coded):
         codes = col.codes if keep is None else col.codes[keep]
         if len(col.values) == 1 or (len(codes) and (codes == codes[0]).all()):
@@ -962,6 +961,17 @@ def _text_output(col, n: int, keep: np.ndarray | None, categorical: bool = False
             arr = col.cast(pa.large_string())
             arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     return pd.Series(pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan)), copy=False)
+
+
+def _lazy_zeros(n: int) -> np.ndarray:
+    """``n`` int64 zeros. From 1 MiB on, in an anonymous mapping of their own: its pages are the kernel's
+    zero page until written, so the offsets of an absent column (``""`` on every row; the engine drops
+    such columns unread) cost nothing, where ``np.zeros`` from a reused heap writes every byte."""
+    import mmap
+
+    if n * 8 < 1 << 20:
+        return np.zeros(n, dtype=np.int64)
+    return np.frombuffer(mmap.mmap(-1, n * 8), dtype=np.int64)
 
 
 def _concat_strings(col):

@@ -5,6 +5,7 @@ import gzip
 import os
 import shutil
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -349,3 +350,16 @@ def test_csv_timestamps_now_far_years_and_huge_epochs_are_bad_timestamps_not_a_c
     assert "'now'" in bad["detail"].iloc[0] and "'1000-07-09T08:40:14Z'" in bad["detail"].iloc[1]
     naive = findings[findings["code"] == "timestamp_without_offset"]
     assert naive["message_id"].tolist() == ["m5"]           # a date alone has no offset
+
+
+@pytest.mark.parametrize("n", [0, 3, 200_000])      # 200,001 offsets: past 1 MiB, in a mapping of their own
+def test_an_absent_text_column_reads_as_empty_strings(n):
+    from reconcile.io.tables import _lazy_zeros, _text_output
+
+    column = _text_output(None, n, None)
+    assert str(column.dtype) == "str" and len(column) == n
+    assert (column == "").all()
+    keep = np.arange(n) % 2 == 0
+    assert len(_text_output(None, n, keep)) == int(keep.sum())
+    zeros = _lazy_zeros(n + 1)
+    assert zeros.dtype == np.int64 and len(zeros) == n + 1 and not zeros.any()
