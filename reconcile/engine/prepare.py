@@ -348,7 +348,7 @@ def _provenance(frame: pd.DataFrame, col: str, positions: np.ndarray):
         return column.iloc[positions].astype("Int64").array
     if isinstance(column.dtype, pd.CategoricalDtype):            # ``source`` is one code per file
         names = [str(c) for c in column.cat.categories.fillna("").astype(object)] + [""]     # code -1: none
-        return np.array(names, dtype=object)[column.cat.codes.to_numpy()[positions]]
+        return np.array(names, dtype=object)[column.array.codes[positions]]     # the codes, not a copied Series
     return column.iloc[positions].fillna("").astype(str).to_numpy(dtype=object)
 
 
