@@ -1252,48 +1252,57 @@ def read_accounts(path, quality: QualityLog) -> pd.DataFrame:
     unknown currency or a duplicated ``waba_id`` raise :class:`InputError` naming row and column.
     A ``business_country`` that is not two letters → warning ``bad_business_country`` (left empty).
     """
-    frames = []
+    columns: dict[str, list] = {c: [] for c in ACCOUNT_COLUMNS + ["source", "row"]}
     for p in _expand(path, TABLE_SUFFIXES):
         raw = _read_any_table(p, quality)
         raw = _normalise_header(raw)
         _require(raw, ("waba_id", "currency"), p)
         _extra_columns(raw, set(ACCOUNT_COLUMNS) | {"source", "row"}, p, quality)
         n = len(raw)
-        part = pd.DataFrame({c: (_strings(raw[c]) if c in raw.columns else pd.Series([""] * n, dtype="str"))
-                             for c in ACCOUNT_COLUMNS})
-        part["source"] = p
-        part["row"] = raw["__row"].to_numpy(dtype=np.int64)
-        frames.append(part)
-    if not frames:
+        for c in ACCOUNT_COLUMNS:          # a few rows: normalised and checked as Python lists below
+            if c not in raw.columns:
+                columns[c] += [""] * n
+                continue
+            values = _strings(raw[c])
+            if c in ("currency", "business_country"):
+                values = values.str.upper()            # Arrow's per-code-point upper case, as before
+            columns[c] += values.tolist()
+        columns["source"] += [p] * n
+        columns["row"] += raw["__row"].astype("int64").tolist()
+    if not columns["source"]:
         raise InputError("no accounts file given")
-    acc = pd.concat(frames, ignore_index=True)
-    acc["timezone"] = acc["timezone"].where(acc["timezone"] != "", "UTC")
-    acc["currency"] = acc["currency"].str.upper()
-    acc["business_country"] = acc["business_country"].str.upper()
-    acc["portfolio_id"] = acc["portfolio_id"].where(acc["portfolio_id"] != "", acc["waba_id"])
-    acc["name"] = acc["name"].where(acc["name"] != "", acc["waba_id"])
+    waba = columns["waba_id"]
+    columns["timezone"] = [tz or "UTC" for tz in columns["timezone"]]
+    columns["portfolio_id"] = [pf or w for pf, w in zip(columns["portfolio_id"], waba)]
+    columns["name"] = [name or w for name, w in zip(columns["name"], waba)]
 
-    def first_bad(mask, column, message):
-        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-        if len(idx):
-            i = idx[0]
-            raise InputError(message(acc.iloc[i]), source=acc["source"].iat[i], row=int(acc["row"].iat[i]),
-                             column=column)
+    def first_bad(bad, column, message):
+        i = next((i for i, b in enumerate(bad) if b), None)
+        if i is not None:
+            row = {c: values[i] for c, values in columns.items()}
+            raise InputError(message(row), source=columns["source"][i], row=int(columns["row"][i]), column=column)
 
-    first_bad(acc["waba_id"] == "", "waba_id", lambda r: "empty waba_id")
-    first_bad(~_isin(acc["timezone"], _iana_zones()), "timezone",
+    zones = _iana_zones()
+    first_bad((w == "" for w in waba), "waba_id", lambda r: "empty waba_id")
+    first_bad((tz not in zones for tz in columns["timezone"]), "timezone",
               lambda r: f"{r['timezone']!r} is not an IANA timezone")
-    first_bad(~_isin(acc["currency"], CURRENCIES), "currency",
+    first_bad((cur not in CURRENCIES for cur in columns["currency"]), "currency",
               lambda r: f"{r['currency']!r} is not an ISO 4217 currency")
-    first_bad(acc["waba_id"].duplicated(), "waba_id", lambda r: f"waba_id {r['waba_id']!r} listed twice")
-    bad_country = (acc["business_country"] != "") & ~acc["business_country"].str.fullmatch(r"[A-Z]{2}").fillna(False)
+    seen: set[str] = set()
+    first_bad((w in seen or seen.add(w) for w in waba), "waba_id", lambda r: f"waba_id {r['waba_id']!r} listed twice")
+    acc = pd.DataFrame({c: pd.array(columns[c], dtype="str") for c in ACCOUNT_COLUMNS + ["source"]})
+    acc["row"] = np.asarray(columns["row"], dtype=np.int64)
+    bad_country = np.array([c != "" and _ALPHA2.fullmatch(c) is None for c in columns["business_country"]], dtype=bool)
     if bad_country.any():
-        _report(quality, "warning", "bad_business_country", acc, bad_country.to_numpy(), "business_country",
+        _report(quality, "warning", "bad_business_country", acc, bad_country, "business_country",
                 "business_country is not an ISO alpha-2 code: left empty", id_column=None)
-        acc.loc[bad_country, "business_country"] = ""
-    for c in ACCOUNT_COLUMNS + ["source"]:
-        acc[c] = acc[c].astype("str")
-    return acc[ACCOUNT_COLUMNS + ["source", "row"]].reset_index(drop=True)
+        acc["business_country"] = pd.array(np.where(bad_country, "", np.asarray(columns["business_country"], dtype=object)),
+                                           dtype="str")
+    return acc
+
+
+#: an ISO 3166 alpha-2 business country (after upper-casing)
+_ALPHA2 = re.compile(r"[A-Z]{2}")
 
 
 def _isin(values: pd.Series, allowed) -> np.ndarray:
