@@ -153,7 +153,6 @@ def _read_csv_table(data: bytes, path: str, quality: QualityLog | None = None, d
     normalised name is in ``dictionary`` are read dictionary-encoded (same values)."""
     import csv
     import pyarrow as pa
-    import pyarrow.csv as pcsv
 
     data = _decompress(data, path)
     if data.startswith(b"\xef\xbb\xbf"):
@@ -1400,8 +1399,6 @@ def _empty_invoice() -> pd.DataFrame:
 
 
 def _invoice_from_raw(raw: pd.DataFrame, path: str, quality: QualityLog, accounts, market_map) -> pd.DataFrame:
-    from ..rules.markets import country_to_market
-
     raw = _normalise_header(raw)
     _require(raw, REQUIRED_INVOICE_COLUMNS, path)
     _extra_columns(raw, set(INVOICE_OUTPUT_COLUMNS), path, quality)

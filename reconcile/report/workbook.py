@@ -34,7 +34,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from ..compare import EVIDENCE_STATUSES, drilldown_positions, summarise
-from ..contracts import DEFAULT_EXCEL_MAX_UNITS, DQ_COLUMNS, UNIT_COLUMNS, VARIANCE_COLUMNS, VARIANCE_STATUSES
+from ..contracts import DEFAULT_EXCEL_MAX_UNITS, DQ_COLUMNS, UNIT_COLUMNS, VARIANCE_COLUMNS
 from ..engine.buffers import string_buffers
 from .money import escape_formula_arrow, escape_text, mask_digit_runs, mask_phone
 
