@@ -48,7 +48,7 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     (the pipeline does this to keep one copy of the messages in memory instead of two)."""
     from ..contracts import Period
     from .accounts import check_lookback, finalize_units
-    from .windows import window_units
+    from .windows import users_sorted_codes_later, window_units
 
     owned = isinstance(messages, list)
     if owned:
@@ -60,12 +60,19 @@ def compute_units(messages: pd.DataFrame, accounts: pd.DataFrame, rates: pd.Data
     unused = [c for c in WEBHOOK_EVIDENCE_COLUMNS if c in messages.columns]
     if unused:
         messages = messages.drop(columns=unused)
+    # the users' sorted codes start now, beside the deduplication; they serve the window pass unless the
+    # merge rewrote some number (a duplicate filling an empty user_wa_id: then the pass codes them again)
+    users = messages["user_wa_id"].array if "user_wa_id" in messages.columns else None
+    user_codes = users_sorted_codes_later(messages["user_wa_id"]) if users is not None else None
     merged, keep, counts = merge_duplicates(messages, quality, in_place=owned)
     del messages
+    if user_codes is not None and merged["user_wa_id"].array is not users:
+        user_codes = None
+    del users
     handover = [merged]
     del merged
     raw_units, coverage, window_counts = window_units(handover, accounts, market_map, quality, coverage_later=True,
-                                                      dropped=None if keep is None else ~keep)
+                                                      dropped=None if keep is None else ~keep, user_codes=user_codes)
     window_counts["raw_units"] = window_counts.pop("units")
     counts.update(window_counts)
     units, final_counts = finalize_units(raw_units, accounts, rates, period, quality)

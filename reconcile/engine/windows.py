@@ -13,7 +13,7 @@ and the three outputs (raw units, coverage, counts).
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -330,9 +330,18 @@ def _with_blank(vocab: pa.Array) -> pa.Array:
     return pa.concat_arrays([vocab, pa.array([""], type=pa.large_string())])
 
 
+def users_sorted_codes_later(users: pd.Series) -> Future:
+    """``sorted_codes(users)`` computed in a second thread (its compiled pass releases the GIL)."""
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-users")
+    try:
+        return worker.submit(sorted_codes, users)
+    finally:
+        worker.shutdown(wait=False)
+
+
 def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
-                 quality: QualityLog, *, coverage_later: bool = False, dropped: np.ndarray | None = None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                 quality: QualityLog, *, coverage_later: bool = False, dropped: np.ndarray | None = None,
+                 user_codes=None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Windows of every era over all the history given → (raw_units, coverage, counts).
 
     ``raw_units``: one row per unit (no period filter), columns :data:`RAW_UNIT_COLUMNS`,
@@ -356,6 +365,10 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     ``deduped`` may be handed over as a one-element list (emptied): the other columns are then
     freed once the events are prepared (peak memory of a whole run).
 
+    ``user_codes``: ``prepare.sorted_codes(deduped["user_wa_id"])``, or a future of it, when the caller
+    started it earlier (:func:`reconcile.engine.compute_units` does, beside the deduplication); else it
+    is computed in a second thread beside the classification.
+
     Columns with a small vocabulary are Categoricals (codes over the distinct names, no per-row
     strings): in the raw units ``waba_id``, ``country``, ``market``, ``pricing_model``, ``category``,
     ``pricing_type``, ``era``, ``billing_month``, ``timezone``; in the coverage ``waba_id``,
@@ -367,10 +380,8 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     if owned:
         deduped = deduped.pop()
     deduped = deduped.reset_index(drop=True)
-    # the users' sorted codes (a compiled pass over every number) beside the classification
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-users")
-    user_codes = worker.submit(sorted_codes, deduped["user_wa_id"])
-    worker.shutdown(wait=False)
+    if user_codes is None:      # the users' sorted codes (a compiled pass over every number) beside the classification
+        user_codes = users_sorted_codes_later(deduped["user_wa_id"])
     classes = classify_messages(deduped, accounts, quality, dropped)
     events = prepare_events(deduped, classes, user_codes)          # waits for the users' codes when needed
     if owned:

@@ -50,3 +50,20 @@ def test_compute_units_warns_when_history_is_shorter_than_seven_days():
     assert lookback["severity"].tolist() == ["warning"]
     assert lookback["detail"].str.startswith("account W1:").all()
     assert sorted(result.units["opening_message_id"]) == ["a2", "b2"]
+
+
+def test_a_user_number_filled_in_by_a_duplicate_is_the_units_number():
+    # compute_units codes the user numbers beside the deduplication. d1's first row has no user number
+    # and its duplicate has 5511999990002: the merged message belongs to that user (first non-empty
+    # value), so d1 opens its own unit for 5511999990002 beside p1's for the default user. The numbers
+    # coded before the merge must not be used for the merged column.
+    rows = [msg("p1", "2025-07-02T10:00:00Z"),
+            msg("d1", "2025-07-02T10:30:00Z", user=""),
+            msg("d1", "2025-07-02T10:30:00Z", user="5511999990002")]
+    rates = pd.DataFrame([{"effective_from": "2025-07-01", "market": "Brazil", "currency": "USD",
+                           "category": "marketing", "tier_from": "", "tier_to": "", "rate": "0.0625"}],
+                         columns=RATE_COLUMNS)
+    result = compute_units(messages_frame(rows), accounts_frame(), rates, market_map_frame(), "2025-07", QualityLog())
+    got = sorted(zip(result.units["unit_id"], result.units["user_wa_id"]))
+    assert got == [("d1:marketing", "5511999990002"), ("p1:marketing", msg("x")["user_wa_id"])]
+    assert result.counts["duplicates_merged"] == 1
