@@ -12,11 +12,14 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from . import __version__
 from .contracts import DEFAULT_EXCEL_MAX_UNITS, DEFAULT_TOLERANCE, VARIANCE_STATUSES, Period, PeriodError
 from .quality import InputError
+
+if TYPE_CHECKING:                   # the pipeline (pandas, pyarrow) is imported only when a run starts
+    from .pipeline import RunConfig
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VARIANCE = 0, 1, 2, 3
 
