@@ -39,7 +39,7 @@ from ..rules.eras import REGIMES, Regime
 from ..rules.rates import RateTable
 from .buffers import read_only
 from .prepare import DAY_NS, arrow_strings, order_ties, str_series, tied_positions
-from .sorting import _pool, _radix_sort_range
+from .sorting import radix_sort_in_place, worker_pool
 
 #: columns written after the contract's UNIT_COLUMNS (useful downstream, never required)
 EXTRA_UNIT_COLUMNS = ["era", "regime_index", "local_date", "timezone", "portfolio_id", "tier_rank", "rate_version"]
@@ -415,7 +415,7 @@ class UnitArrays:
         rows = self.pos[f]
         for c in ("opening_message_id",) + _COPIED_STRING_COLUMNS:
             self.raw._string_column(c)
-        return f, rows, _pool().submit(self._id_and_text_columns, f, rows)
+        return f, rows, worker_pool().submit(self._id_and_text_columns, f, rows)
 
     def _id_and_text_columns(self, f: np.ndarray, rows: np.ndarray) -> dict[str, pd.Series]:
         """``unit_id``, ``opening_message_id``, ``category`` and the copied string columns of the units
@@ -482,7 +482,7 @@ def _radix_order(key: np.ndarray) -> np.ndarray:
     offsets = key.view(np.uint64) - np.uint64(int(key.min()) % (1 << 64))     # wraps: exact differences
     bits = int(offsets.max()).bit_length()
     if bits:
-        _radix_sort_range(offsets, order, np.int64(bits), np.int64(0), np.int64(n))
+        radix_sort_in_place(offsets, order, bits)
     return order
 
 

@@ -474,7 +474,13 @@ PART_EVENTS = 1 << 18
 _POOL = None
 
 
-def _pool():
+def radix_sort_in_place(values: np.ndarray, rows: np.ndarray, bits: int) -> None:
+    """Sort ``values`` (``uint64``, each < 2**bits) in place by a stable radix sort, moving ``rows`` along."""
+    _radix_sort_range(values, rows, np.int64(bits), np.int64(0), np.int64(len(values)))
+
+
+def worker_pool():
+    """The engine's two worker threads for work beside the main thread (created on first use)."""
     global _POOL
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
@@ -487,7 +493,7 @@ def _in_halves(task, n, split, parallel):
     """``task(0, split)`` and ``task(split, n)`` (int64 bounds), in two threads if ``parallel`` and both
     ranges are non-empty (the kernels release the GIL)."""
     if parallel and 0 < split < n:
-        second = _pool().submit(task, np.int64(split), np.int64(n))
+        second = worker_pool().submit(task, np.int64(split), np.int64(n))
         task(np.int64(0), np.int64(split))
         second.result()
     else:
