@@ -689,7 +689,7 @@ def _first_instants(codes, n_groups, sent, delivered, read):
 def first_instants(codes, n_groups: int, sent, delivered, read) -> np.ndarray:
     """Per group (``codes`` 0..n_groups-1, -1 for none) the earliest of the instants ``sent``,
     ``delivered``, ``read`` (int64 ns, NaT = int64 min, ignored) of its rows; NaT when it has none."""
-    return _first_instants(_ro(codes, np.int32), np.int64(n_groups), _ro(sent, np.int64), _ro(delivered, np.int64),
+    return _first_instants(_codes_as_they_are(codes), np.int64(n_groups), _ro(sent, np.int64), _ro(delivered, np.int64),
                            _ro(read, np.int64))
 
 
@@ -717,17 +717,15 @@ def warm_up() -> None:
     b = np.zeros(2, np.bool_)
     lookup_strings(strings, strings)
     classify_rows(strings, strings, i, i, i, i)
-    for code_type in CODE_TYPES:
+    for code_type in CODE_TYPES:         # the kernels over Categorical codes: one signature per code type
         c = np.zeros(2, code_type)
         classify_codes((c, ["a"]), (c, ["a"]), i, i, i, i)
-    digit_codes(strings)
-    for code_type in CODE_TYPES:
-        renumber(np.zeros(2, code_type), np.zeros(1, np.int64))
-        code_counts(np.zeros(2, code_type), 1)
-    attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
-    for code_type in CODE_TYPES:
-        c = np.zeros(2, code_type)
+        renumber(c, np.zeros(1, np.int64))
+        code_counts(c, 1)
         coded_row_attributes(b, i, (c, ["a"]), (c, ["a"]), (c, ["a"]), {"a": 0})
+        first_instants(c, 1, i, i, i)
+    digit_codes(strings)
+    attrs = row_attributes(b, i, strings, strings, strings, {"a": 0})
     event_stats(i, i, i, i)
     rows, packed, payload = radix_sort_events(i, i, i, i, b, attrs, 0, 1, 1, 2, 2)
     tied_runs(packed)
@@ -735,5 +733,4 @@ def warm_up() -> None:
     _partition_events(packed, payload[0], packed.copy(), i.copy(), _ro(i), i.copy(), np.int64(0), np.int64(0),
                       np.int64(2))      # past PART_EVENTS events
     era_columns(i, i, i, i, np.zeros((1, 2), np.int64))
-    first_instants(i, 1, i, i, i)
     local_days_by_table(i, i, np.zeros((1, 1), np.int64), 0, 1, 1)

@@ -323,6 +323,11 @@ def test_code_kernels_read_codes_in_their_own_type(code_type):
     rank = np.array([10, 20, 30, 99])                          # rank[-1] (NaN) reads the last entry
     assert sorting.renumber(codes, rank).tolist() == [30, 10, 99, 30, 20, 30]
     assert sorting.code_counts(codes, 3).tolist() == [1, 1, 3]
+    nat = np.iinfo(np.int64).min
+    sent = np.array([50, 40, 1, 30, nat, 60])                  # row 2 (NaN code) belongs to no group
+    later = np.full(6, nat)
+    later[4] = 70                                              # group 1: only its delivered instant
+    assert sorting.first_instants(codes, 3, sent, later, np.full(6, nat)).tolist() == [40, 70, 30]
     # no widening copy: the kernels get the codes' own buffer
     assert sorting.same_code_type(codes)[0].dtype == np.dtype(code_type)
     assert np.shares_memory(sorting.same_code_type(codes)[0], codes)
