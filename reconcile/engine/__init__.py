@@ -88,7 +88,6 @@ def load_kernels() -> None:
     the window pass, id hashing, classify/sort, the conservation checks and the timestamp scan of text
     inputs. ``make install`` and the Airflow image call this once so that no run pays the ~20 s first
     compilation."""
-    import numpy as np
     import pyarrow as pa
 
     from ..conservation import load_kernels as load_conservation_kernels
@@ -119,26 +118,16 @@ def _first_instant_per_account(messages: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=object)
     import pyarrow.compute as pc
 
-    from .prepare import arrow_strings, category_parts
-    from .sorting import first_instants
+    from .prepare import _instants_ns, arrow_strings, category_parts
+    from .sorting import code_counts, first_instants
 
     parts = category_parts(messages["waba_id"])
     if parts is None:
         enc = pc.dictionary_encode(arrow_strings(messages["waba_id"]))   # few distinct accounts: cheap
         parts = enc.indices.to_numpy(zero_copy_only=False), enc.dictionary
     codes, names = parts
-    first = first_instants(codes, len(names), *(_utc_ns(messages[c]) for c in ("sent_at", "delivered_at", "read_at")))
-    counted = codes if len(codes) == 0 or int(codes.min()) >= 0 else codes[codes >= 0]   # -1: no account
-    present = np.bincount(counted, minlength=len(names)) > 0
+    first = first_instants(codes, len(names), *(_instants_ns(messages[c]) for c in ("sent_at", "delivered_at", "read_at")))
+    present = code_counts(codes, len(names)) > 0          # code -1: no account, not counted
     out = pd.Series(first.view("M8[ns]"), index=names.to_pylist())[present]
     return out.dt.tz_localize("UTC").sort_index()
 
-
-def _utc_ns(values: pd.Series) -> np.ndarray:
-    """int64 ns UTC of an instant column: a ``datetime64[ns, UTC]`` column (as the readers give it) read
-    without a copy, other dtypes converted by ``prepare._instants_ns``."""
-    if values.dtype == "datetime64[ns, UTC]":
-        return values.array.asi8
-    from .prepare import _instants_ns
-
-    return _instants_ns(values)
