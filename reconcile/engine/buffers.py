@@ -3,12 +3,18 @@
 Every kernel that reads strings (:mod:`.hashing`, :mod:`.sorting`, :mod:`reconcile.conservation`,
 :mod:`reconcile.io.instants`) takes them from :func:`string_buffers` / :func:`chunk_buffers`:
 read-only, C-contiguous views of the array's own buffers (no copy of the bytes), so that each kernel
-is compiled for one signature.
+is compiled for one signature. :func:`code_type` sizes the integer codes of few-valued columns.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+
+
+def code_type(largest: int) -> np.dtype:
+    """The smallest signed integer type that holds the codes ``0..largest`` (what a pandas Categorical
+    keeps its codes in: codes of that type are used without a copy)."""
+    return np.min_scalar_type(-largest - 1)
 
 
 def read_only(x, dtype=None) -> np.ndarray:

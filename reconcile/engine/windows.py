@@ -25,6 +25,7 @@ from . import strategies as S
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .buffers import code_type
 from .buffers import read_only as _ro
 from .prepare import (DAY_NS, NAT_NS, _provenance, _report, arrow_strings, classify_messages, local_days,
                       prepare_events, sorted_codes, str_series)
@@ -473,21 +474,16 @@ def _month_codes(days: np.ndarray, present: np.ndarray | None = None) -> tuple[n
     if hi - lo < _MONTH_TABLE_DAYS:       # a table over the span of days (and the code of "none"), one gather
         month = np.arange(lo, hi + 1, dtype=np.int64).astype("M8[D]").astype("M8[M]").astype(np.int64)
         first, last = int(month[0]), int(month[-1])
-        table = np.append(month - first, last - first + 1).astype(_code_type(last - first + 1))
+        table = np.append(month - first, last - first + 1).astype(code_type(last - first + 1))
         at = np.subtract(days, lo, dtype=np.int64 if days.dtype.itemsize > 4 else np.int32)
         np.putmask(at, ~present, len(table) - 1)
         codes = table[at]
     else:
         month = days.astype("M8[D]").astype("M8[M]").astype(np.int64)     # months since 1970-01
         first, last = int(month[present].min()), int(month[present].max())
-        codes = np.where(present, month - first, last - first + 1).astype(_code_type(last - first + 1))
+        codes = np.where(present, month - first, last - first + 1).astype(code_type(last - first + 1))
     names = [f"{1970 + m // 12:04d}-{m % 12 + 1:02d}" for m in range(first, last + 1)]
     return codes, names
-
-
-def _code_type(largest: int) -> np.dtype:
-    """The smallest signed integer type that holds the codes ``0..largest``."""
-    return np.min_scalar_type(-largest - 1)
 
 
 def _markets(uuser, urows, user_names, deduped, market_map, quality):

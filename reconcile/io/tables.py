@@ -36,6 +36,7 @@ from ..contracts import (
     MESSAGE_KINDS, MESSAGE_STATUSES, MESSAGE_TIMESTAMPS, PRICING_MODELS, PRICING_TYPES, TEMPLATE_CATEGORIES,
     WEBHOOK_EVIDENCE_COLUMNS,
 )
+from ..engine.buffers import code_type
 from ..memory import release_unused
 from ..quality import InputError, QualityLog
 from . import locations
@@ -795,7 +796,7 @@ def _coded(col, trim: bool = False) -> _Coded:
             remap = encoded.indices.to_numpy(zero_copy_only=False)
             values = encoded.dictionary
             starts = np.cumsum([0] + [len(d) for d in dictionaries[:-1]]).tolist()
-        codes = np.empty(sum(len(i) for i in indices), dtype=_code_type(len(values)))
+        codes = np.empty(sum(len(i) for i in indices), dtype=code_type(len(values)))
         remap = remap.astype(codes.dtype)
         pos = 0
         for idx, dictionary, start in zip(indices, dictionaries, starts):
@@ -811,13 +812,6 @@ def _coded(col, trim: bool = False) -> _Coded:
     if trim:
         values = pc.utf8_trim_whitespace(values)
     return _Coded(codes, values)
-
-
-def _code_type(size: int):
-    for t in (np.int8, np.int16, np.int32):
-        if size <= np.iinfo(t).max:
-            return t
-    return np.int64
 
 
 def _text_len(col, chars: bool = False) -> np.ndarray:
@@ -1017,7 +1011,7 @@ def _categorical_output(col: _Coded, keep: np.ndarray | None) -> pd.Series:
     remap = encoded.indices.to_numpy(zero_copy_only=False)
     categories = encoded.dictionary
     if not np.array_equal(remap, np.arange(len(remap))):
-        codes = remap.astype(_code_type(len(categories)))[codes]
+        codes = remap.astype(code_type(len(categories)))[codes]
     if not codes.flags.writeable:               # a view of Arrow's indices: the frame owns its codes
         codes = codes.copy()
     return pd.Series(pd.Categorical.from_codes(       # codes index the values: nothing to validate
