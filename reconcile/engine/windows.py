@@ -561,5 +561,5 @@ def _categorical(vocab: pa.Array, codes: np.ndarray) -> pd.Categorical:
     if names.is_unique:
         return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(names))
     name_codes, distinct = pd.factorize(names)
-    name_codes = name_codes.astype(np.min_scalar_type(-len(distinct)))      # gathered in the codes' own type
+    name_codes = name_codes.astype(code_type(len(distinct) - 1))      # gathered in the codes' own type
     return pd.Categorical.from_codes(name_codes[codes], dtype=pd.CategoricalDtype(pd.Index(distinct, dtype="str")))

@@ -33,6 +33,7 @@ import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from ..contracts import MARKET_MAP_COLUMNS, OTHER_MARKET
+from ..engine.buffers import code_type
 
 #: problem codes of :func:`resolve_numbers` (the engine turns them into data-quality warnings)
 UNPARSEABLE_NUMBER = "unparseable_number"
@@ -365,8 +366,8 @@ def _number_codes(names: list, country_id: np.ndarray, problem: np.ndarray, mark
     market_id[problem != 0] = markets.setdefault(OTHER_MARKET, len(markets))
     market, first = pd.factorize(market_id)
     market_names = list(markets)
-    return NumberCodes(country.astype(np.min_scalar_type(-len(country_names))), country_names,
-                       market.astype(np.min_scalar_type(-len(first))), [market_names[i] for i in first], problem)
+    return NumberCodes(country.astype(code_type(len(country_names) - 1)), country_names,
+                       market.astype(code_type(len(first) - 1)), [market_names[i] for i in first], problem)
 
 
 def _problem_codes(problem: np.ndarray) -> np.ndarray:
