@@ -36,7 +36,7 @@ from ..contracts import (
     MESSAGE_KINDS, MESSAGE_STATUSES, MESSAGE_TIMESTAMPS, PRICING_MODELS, PRICING_TYPES, TEMPLATE_CATEGORIES,
     WEBHOOK_EVIDENCE_COLUMNS,
 )
-from ..engine.buffers import code_type
+from ..engine.buffers import code_type, read_only
 from ..memory import release_unused
 from ..quality import InputError, QualityLog
 from . import locations
@@ -751,15 +751,13 @@ def _value_bytes(ch) -> np.ndarray:
     chunks share: each chunk's buffer is the whole column's), a read-only uint8 view."""
     import pyarrow as pa
 
-    from reconcile.io import instants
-
     buffers = ch.buffers()
     if len(ch) == 0 or buffers[2] is None or buffers[2].size == 0:
         return np.zeros(0, dtype=np.uint8)
     width = np.int64 if pa.types.is_large_string(ch.type) or pa.types.is_large_binary(ch.type) else np.int32
     offsets = np.frombuffer(buffers[1], dtype=width)
     start, end = int(offsets[ch.offset]), int(offsets[ch.offset + len(ch)])
-    return instants._read_only(np.frombuffer(buffers[2], dtype=np.uint8)[start:end])
+    return read_only(np.frombuffer(buffers[2], dtype=np.uint8)[start:end])
 
 
 def _coded(col, trim: bool = False) -> _Coded:
@@ -803,7 +801,7 @@ def _coded(col, trim: bool = False) -> _Coded:
             part = codes[pos:pos + len(idx)]
             table = remap[start:start + len(dictionary)]      # chunk index → code
             if codes.dtype.itemsize <= 2 and idx.dtype == np.int32:      # one compiled gather (np.take: ~5x slower)
-                instants.remap_codes(instants._read_only(idx), instants._read_only(table), part)
+                instants.remap_codes(read_only(idx), read_only(table), part)
             else:
                 np.take(table, idx, out=part, mode="clip")
             pos += len(idx)
@@ -850,7 +848,7 @@ def _length_bounds(col) -> tuple[int, int] | None:
         if ch.null_count:
             return None
         width = np.int64 if pa.types.is_large_string(ch.type) or pa.types.is_large_binary(ch.type) else np.int32
-        offsets = instants._read_only(np.frombuffer(ch.buffers()[1], dtype=width)[ch.offset:ch.offset + k + 1])
+        offsets = read_only(np.frombuffer(ch.buffers()[1], dtype=width)[ch.offset:ch.offset + k + 1])
         a, b = instants.length_range(offsets)
         lo = int(a) if lo is None else min(lo, int(a))
         hi = int(b) if hi is None else max(hi, int(b))
@@ -1053,16 +1051,16 @@ def _arrow_instants(col):
     scratch = np.empty(1, dtype=bool)          # ``valid`` of tz-aware columns: not written
     over = None
     over_text: list[str] = []
-    no_bitmap = instants._read_only(np.zeros(1, dtype=np.uint8))
+    no_bitmap = read_only(np.zeros(1, dtype=np.uint8))
     pos = 0
     for ch in col.chunks:
         k = len(ch)
         if k == 0:
             continue
         buffers = ch.buffers()
-        values = instants._read_only(np.frombuffer(buffers[1], dtype=np.int64)[ch.offset:ch.offset + k])
+        values = read_only(np.frombuffer(buffers[1], dtype=np.int64)[ch.offset:ch.offset + k])
         nulls = ch.null_count > 0
-        bitmap = instants._read_only(np.frombuffer(buffers[0], dtype=np.uint8)) if nulls else no_bitmap
+        bitmap = read_only(np.frombuffer(buffers[0], dtype=np.uint8)) if nulls else no_bitmap
         far = instants.scale_timestamps(values, bitmap, ch.offset, nulls, factor, limit, out[pos:pos + k],
                                         scratch if naive is None else naive[pos:pos + k], naive is not None)
         if far:                      # rare: the rows out of range, as numpy finds them
