@@ -331,13 +331,19 @@ def _with_blank(vocab: pa.Array) -> pa.Array:
     return pa.concat_arrays([vocab, pa.array([""], type=pa.large_string())])
 
 
-def users_sorted_codes_later(users: pd.Series) -> Future:
-    """``sorted_codes(users)`` computed in a second thread (its compiled pass releases the GIL)."""
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-users")
+def later(thread_name: str, fn, *args) -> Future:
+    """``fn(*args)`` run in a thread of its own (named ``thread_name``), which ends with it: work whose
+    compiled passes and Arrow calls release the GIL, beside the caller's."""
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
     try:
-        return worker.submit(sorted_codes, users)
+        return worker.submit(fn, *args)
     finally:
         worker.shutdown(wait=False)
+
+
+def users_sorted_codes_later(users: pd.Series) -> Future:
+    """``sorted_codes(users)`` computed in a second thread (its compiled pass releases the GIL)."""
+    return later("reconcile-users", sorted_codes, users)
 
 
 def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.DataFrame,
@@ -408,10 +414,8 @@ def window_units(deduped: pd.DataFrame, accounts: pd.DataFrame, market_map: pd.D
     opening_ids = pc.take(message_ids, pa.array(urows))
     if opening_ids.type != pa.large_string():
         opening_ids = opening_ids.cast(pa.large_string())
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-coverage")
-    coverage = worker.submit(lambda: pd.DataFrame(
+    coverage = later("reconcile-coverage", lambda: pd.DataFrame(
         _coverage(classes, events, outcome, opener_unit, opener, opening_ids, message_ids), copy=False))
-    worker.shutdown(wait=False)
     uregime = events.regime[upos]
     uacc = events.account[upos]
     uday = events.local_day[upos]
